@@ -1,0 +1,194 @@
+"""A model bundle on disk (``onnx_models/<name>/``) and the ONNX Runtime that runs it.
+
+Only onnxruntime, tokenizers and numpy are needed here, so serving never pulls
+in torch. The bundle's ``config.json`` says everything needed to turn a ticket
+into model inputs and the outputs back into labels and calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+__all__ = ["BundleError", "ModelBundle", "RuntimeOutput", "TriageRuntime", "softmax"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+VARIANTS = ("fp32", "int8")
+PROVIDERS = ("auto", "cpu", "cuda")
+
+
+class BundleError(ValueError):
+    """A bundle folder is missing a file or holds something inconsistent."""
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature``."""
+    scaled = logits / temperature
+    scaled = scaled - scaled.max(axis=-1, keepdims=True)
+    exponent = np.exp(scaled)
+    return np.asarray(exponent / exponent.sum(axis=-1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """What ``config.json`` of a bundle declares; see ``training.export.write_bundle``."""
+
+    directory: Path
+    name: str
+    version: str
+    heads: dict[str, list[str]]
+    temperatures: dict[str, float]
+    max_length: int
+    text_prefix: str
+    embedding_dim: int
+    model_files: dict[str, str]
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: Path | str) -> ModelBundle:
+        directory = Path(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise BundleError(
+                f"{directory}: expected a model bundle with {CONFIG_FILE}, found "
+                f"{'no such folder' if not directory.is_dir() else 'none'}; "
+                "train one with `make train` or point at an existing onnx_models/<name>"
+            )
+        try:
+            raw = json.loads(config_path.read_text(encoding="utf-8"))
+            bundle = cls(
+                directory=directory,
+                name=str(raw["name"]),
+                version=str(raw["version"]),
+                heads={str(k): [str(v) for v in values] for k, values in raw["heads"].items()},
+                temperatures={str(k): float(v) for k, v in raw["temperatures"].items()},
+                max_length=int(raw["max_length"]),
+                text_prefix=str(raw["text_prefix"]),
+                embedding_dim=int(raw["embedding_dim"]),
+                model_files={str(k): str(v) for k, v in raw["model_files"].items()},
+                raw=raw,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BundleError(f"{config_path}: malformed bundle config ({exc!r})") from exc
+        bundle.check()
+        return bundle
+
+    def check(self) -> None:
+        missing = [f for f in (TOKENIZER_FILE, *self.model_files.values())
+                   if not (self.directory / f).is_file()]
+        if missing:
+            raise BundleError(f"{self.directory}: bundle files missing: {missing}")
+        if set(self.temperatures) != set(self.heads):
+            raise BundleError(
+                f"{self.directory}: expected a temperature per head {sorted(self.heads)}, "
+                f"found {sorted(self.temperatures)}"
+            )
+        if any(t <= 0 for t in self.temperatures.values()):
+            raise BundleError(f"{self.directory}: temperatures must be positive: {self.temperatures}")
+
+    def model_path(self, variant: str = "fp32") -> Path:
+        if variant not in self.model_files:
+            raise BundleError(
+                f"{self.directory}: expected variant one of {sorted(self.model_files)}, found {variant!r}"
+            )
+        return self.directory / self.model_files[variant]
+
+    def tokenizer(self) -> Tokenizer:
+        tokenizer = Tokenizer.from_file(str(self.directory / TOKENIZER_FILE))
+        tokenizer.enable_truncation(self.max_length)
+        tokenizer.no_padding()
+        return tokenizer
+
+
+@dataclass
+class RuntimeOutput:
+    """Per-head raw logits (N, C), embeddings (N, D), and which inputs were cut at max length."""
+
+    logits: dict[str, np.ndarray]
+    embeddings: np.ndarray
+    truncated: np.ndarray
+
+
+def choose_providers(provider: str) -> tuple[list[str], str]:
+    """Execution providers for a requested ``auto|cpu|cuda`` and the reason for the choice."""
+    if provider not in PROVIDERS:
+        raise BundleError(f"execution provider: expected one of {PROVIDERS}, found {provider!r}")
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if provider == "cpu":
+        return ["CPUExecutionProvider"], "CPU requested"
+    if has_cuda:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"], f"{provider} requested, CUDA present"
+    reason = ("CUDA requested but onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+              if provider == "cuda" else "no CUDA provider available")
+    return ["CPUExecutionProvider"], reason
+
+
+class TriageRuntime:
+    """An ONNX Runtime session over a bundle: texts in, logits and embeddings out."""
+
+    def __init__(self, bundle: ModelBundle, variant: str = "fp32", provider: str = "auto",
+                 threads: int | None = None) -> None:
+        self.bundle = bundle
+        self.variant = variant
+        self.tokenizer = bundle.tokenizer()
+        pad_id = self.tokenizer.token_to_id("<pad>")
+        self.pad_id = 0 if pad_id is None else pad_id
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        providers, reason = choose_providers(provider)
+        self.session = ort.InferenceSession(str(bundle.model_path(variant)), options,
+                                            providers=providers)
+        self.provider = self.session.get_providers()[0]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        logger.info("model %s %s (%s) on %s: %s", bundle.name, bundle.version, variant,
+                    self.provider, reason)
+
+    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        truncated = np.array([bool(e.overflowing) for e in encodings])
+        return [e.ids for e in encodings], truncated
+
+    def run_ids(self, ids: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """One padded batch through the graph."""
+        length = max(len(row) for row in ids)
+        input_ids = np.full((len(ids), length), self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(ids), length), dtype=np.int64)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = row
+            attention_mask[i, : len(row)] = 1
+        outputs = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
+        named = dict(zip(self.output_names, outputs, strict=True))
+        logits = {head: np.asarray(named[f"logits_{head}"]) for head in self.bundle.heads}
+        return logits, np.asarray(named["embedding"])
+
+    def run(self, texts: Sequence[str], batch_size: int = 32) -> RuntimeOutput:
+        """All texts, in length-sorted batches to cut padding; results in input order."""
+        ids, truncated = self.encode(texts)
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        logits = {h: np.zeros((len(ids), len(v)), np.float32) for h, v in self.bundle.heads.items()}
+        embeddings = np.zeros((len(ids), self.bundle.embedding_dim), np.float32)
+        for start in range(0, len(ids), batch_size):
+            chunk = order[start : start + batch_size]
+            batch_logits, batch_embeddings = self.run_ids([ids[i] for i in chunk])
+            for head, values in batch_logits.items():
+                logits[head][chunk] = values
+            embeddings[chunk] = batch_embeddings
+        return RuntimeOutput(logits=logits, embeddings=embeddings, truncated=truncated)
+
+    def probabilities(self, logits: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Calibrated probabilities per head from raw logits and the stored temperatures."""
+        return {head: softmax(values, self.bundle.temperatures[head]) for head, values in logits.items()}

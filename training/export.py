@@ -1,0 +1,146 @@
+"""Export the trained network to ONNX, optimise it, quantise it, and check it still agrees.
+
+The graph maps ``input_ids`` and ``attention_mask`` to ``logits_<head>`` for
+every head and ``embedding``. A parity check compares it with PyTorch (and the
+INT8 variant with fp32) and fails the export when they disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.transformers.optimizer import optimize_model
+
+from service.inference.bundle import ModelBundle, TriageRuntime
+from training.model import TriageModel
+
+__all__ = ["ExportError", "ParityReport", "check_parity", "export_onnx", "quantize_int8"]
+
+logger = logging.getLogger(__name__)
+
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """The exported graph does not reproduce the PyTorch model."""
+
+
+@dataclass
+class ParityReport:
+    """How closely the ONNX graphs reproduce PyTorch on a sample of tickets."""
+
+    tickets: int
+    max_logit_difference: float
+    argmax_agreement: float
+    min_embedding_cosine: float
+    int8_argmax_agreement: float | None
+    int8_mean_embedding_cosine: float | None
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def export_onnx(model: TriageModel, path: Path) -> None:
+    """Trace the model (in eval mode, so dropout is off) into one ONNX file."""
+    model = model.cpu().eval()
+    example_ids = torch.tensor([[0, 1000, 2000, 3000, 2], [0, 1500, 2, 1, 1]], dtype=torch.long)
+    example_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.long)
+    outputs = [f"logits_{name}" for name in model.head_names] + ["embedding"]
+    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    dynamic.update({name: {0: "batch"} for name in outputs})
+    with torch.no_grad():
+        torch.onnx.export(
+            model, (example_ids, example_mask), str(path), input_names=["input_ids", "attention_mask"],
+            output_names=outputs, dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+        )
+    onnx.checker.check_model(str(path), full_check=False)
+
+
+def optimise_graph(source: Path, target: Path, num_heads: int, hidden_size: int) -> dict[str, int]:
+    """Fuse attention, layer norm and GELU with ONNX Runtime's transformer optimiser.
+
+    Returns how many fused operators of each kind the graph holds afterwards.
+    """
+    optimised = optimize_model(str(source), model_type="bert", num_heads=num_heads,
+                               hidden_size=hidden_size, opt_level=1, use_gpu=False)
+    optimised.save_model_to_file(str(target))
+    fused = optimised.get_fused_operator_statistics()
+    logger.info("graph optimised: %s", {k: v for k, v in fused.items() if v})
+    return {k: int(v) for k, v in fused.items() if v}
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic INT8 quantisation of MatMul, attention and the embedding lookup.
+
+    The lexical model's tables stay in fp32: their weights are sparse and small,
+    and 8-bit rounding of per-feature IDF weights would shift every ticket's norm.
+    """
+    graph = onnx.load(str(source), load_external_data=False)
+    excluded = [node.name for node in graph.graph.node
+                if node.op_type == "Gather" and node.input[0].startswith("lexical.")]
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=False,
+                     op_types_to_quantize=["MatMul", "Attention", "Gather", "EmbedLayerNormalization"],
+                     nodes_to_exclude=excluded,
+                     # Fused contrib operators defeat ONNX shape inference; their outputs are fp32.
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return np.asarray((a * b).sum(axis=1))
+
+
+def check_parity(model: TriageModel, bundle: ModelBundle, texts: Sequence[str],
+                 tolerance: float, int8_min_agreement: float) -> ParityReport:
+    """Run the same tickets through PyTorch, ONNX fp32 and (if present) ONNX INT8."""
+    runtime = TriageRuntime(bundle, "fp32", provider="cpu")
+    ids, _ = runtime.encode(texts)
+    onnx_logits, onnx_embeddings = runtime.run_ids(ids)
+
+    input_ids = torch.full((len(ids), max(map(len, ids))), runtime.pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    model = model.cpu().eval()
+    with torch.no_grad():
+        torch_outputs = [t.numpy() for t in model(input_ids, mask)]
+    torch_logits = dict(zip(model.head_names, torch_outputs[:-1], strict=True))
+    torch_embeddings = torch_outputs[-1]
+
+    max_difference = max(float(np.abs(onnx_logits[h] - torch_logits[h]).max()) for h in model.head_names)
+    agreement = float(np.mean([np.mean(onnx_logits[h].argmax(1) == torch_logits[h].argmax(1))
+                               for h in model.head_names]))
+    min_cosine = float(_cosine(onnx_embeddings, torch_embeddings).min())
+
+    int8_agreement = int8_cosine = None
+    if "int8" in bundle.model_files:
+        int8_logits, int8_embeddings = TriageRuntime(bundle, "int8", provider="cpu").run_ids(ids)
+        int8_agreement = float(np.mean([np.mean(int8_logits[h].argmax(1) == onnx_logits[h].argmax(1))
+                                        for h in model.head_names]))
+        int8_cosine = float(_cosine(int8_embeddings, onnx_embeddings).mean())
+
+    report = ParityReport(len(ids), max_difference, agreement, min_cosine, int8_agreement, int8_cosine)
+    logger.info("parity: %s", report)
+    problems = []
+    if max_difference > tolerance:
+        problems.append(f"max logit difference {max_difference:.2e} exceeds {tolerance:.0e}")
+    if agreement < 1.0:
+        problems.append(f"ONNX and PyTorch disagree on {1 - agreement:.1%} of predictions")
+    if min_cosine < 0.9999:
+        problems.append(f"embedding cosine falls to {min_cosine:.6f} (expected at least 0.9999)")
+    if int8_agreement is not None and int8_agreement < int8_min_agreement:
+        problems.append(f"INT8 agrees with fp32 on only {int8_agreement:.1%} of predictions "
+                        f"(expected at least {int8_min_agreement:.0%})")
+    if problems:
+        raise ExportError("ONNX export failed its parity check: " + "; ".join(problems)
+                          + ". Was the model in eval mode, and is the opset supported?")
+    return report
