@@ -50,7 +50,7 @@ class ParityReport:
 def export_onnx(model: TriageModel, path: Path) -> None:
     """Trace the model (in eval mode, so dropout is off) into one ONNX file."""
     model = model.cpu().eval()
-    example_ids = torch.tensor([[0, 1000, 2000, 3000, 2], [0, 1500, 2, 1, 1]], dtype=torch.long)
+    example_ids = torch.tensor([[0, 10, 11, 12, 2], [0, 13, 2, 1, 1]], dtype=torch.long)
     example_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.long)
     outputs = [f"logits_{name}" for name in model.head_names] + ["embedding"]
     dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
