@@ -32,25 +32,43 @@ def build_tiny_base_model(folder: Path) -> Path:
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.WordPieceTrainer(vocab_size=3000, special_tokens=SPECIALS)
-    tokenizer.train_from_iterator((frame["subject"].fillna("") + " " + frame["body"]).tolist(), trainer)
+    tokenizer.train_from_iterator(
+        (frame["subject"].fillna("") + " " + frame["body"]).tolist(), trainer
+    )
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(folder / "tokenizer.json"))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-                        pad_token_id=1)
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=1,
+    )
     BertModel(config, add_pooling_layer=False).save_pretrained(folder)
     return folder
 
 
 def tiny_config(root: Path, base: Path, name: str = "tiny") -> TrainConfig:
-    return TrainConfig(data=[str(SAMPLE)], name=name, output_dir=root / "models",
-                       work_dir=root / "runs", base_model=str(base), cache_dir=root / "cache",
-                       quick=True, epochs=2, max_length=64, batch_size=16, int8_min_agreement=0.0,
-                       head_learning_rate=1e-2)
+    return TrainConfig(
+        data=[str(SAMPLE)],
+        name=name,
+        output_dir=root / "models",
+        work_dir=root / "runs",
+        base_model=str(base),
+        cache_dir=root / "cache",
+        quick=True,
+        epochs=2,
+        max_length=64,
+        batch_size=16,
+        int8_min_agreement=0.0,
+        head_learning_rate=1e-2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +87,19 @@ def read_metrics(bundle: Path) -> dict:
 
 
 def test_bundle_holds_every_file(trained: Path) -> None:
-    expected = ["model.onnx", "model.int8.onnx", "tokenizer.json", "config.json", "labels.json",
-                "temperatures.json", "metrics.json", "report.md", "MODEL_CARD.md",
-                "data_statistics.json", "train_config.json"]
+    expected = [
+        "model.onnx",
+        "model.int8.onnx",
+        "tokenizer.json",
+        "config.json",
+        "labels.json",
+        "temperatures.json",
+        "metrics.json",
+        "report.md",
+        "MODEL_CARD.md",
+        "data_statistics.json",
+        "train_config.json",
+    ]
     assert [name for name in expected if not (trained / name).is_file()] == []
 
 
@@ -87,15 +115,22 @@ def test_bundle_loads_with_learned_label_sets(trained: Path) -> None:
 def test_onnx_graph_outputs_every_head_and_a_unit_embedding(trained: Path) -> None:
     runtime = TriageRuntime(ModelBundle.load(trained), "fp32", provider="cpu")
 
-    output = runtime.run(["query: printer broken", "query: Rechnung doppelt bezahlt, bitte erstatten"])
+    output = runtime.run(
+        ["query: printer broken", "query: Rechnung doppelt bezahlt, bitte erstatten"]
+    )
 
-    assert {h: v.shape for h, v in output.logits.items()} == {"queue": (2, 10), "priority": (2, 3),
-                                                              "type": (2, 4)}
+    assert {h: v.shape for h, v in output.logits.items()} == {
+        "queue": (2, 10),
+        "priority": (2, 3),
+        "type": (2, 4),
+    }
     assert np.allclose(np.linalg.norm(output.embeddings, axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
-def test_report_has_accuracy_and_macro_f1_per_head_and_language(trained: Path, variant: str) -> None:
+def test_report_has_accuracy_and_macro_f1_per_head_and_language(
+    trained: Path, variant: str
+) -> None:
     scores = read_metrics(trained)["test"][variant]
 
     for head in HEADS:
@@ -133,15 +168,26 @@ def test_same_seed_reproduces_the_run(tmp_path: Path, tiny_base: Path, trained: 
     first, second = read_metrics(trained), read_metrics(again)
     assert first["test"] == second["test"]
     assert json.loads((trained / "temperatures.json").read_text()) == pytest.approx(
-        json.loads((again / "temperatures.json").read_text()))
+        json.loads((again / "temperatures.json").read_text())
+    )
 
 
 def test_evaluate_command_scores_a_bundle_on_a_file(trained: Path, tmp_path: Path) -> None:
     holdout = tmp_path / "holdout.csv"
     pd.read_csv(SAMPLE).rename(columns={"queue": "group"}).head(80).to_csv(holdout, index=False)
 
-    code = evaluate_main(["--model", str(trained), "--data", str(holdout), "--output",
-                          str(tmp_path / "out"), "--column", "queue=group"])
+    code = evaluate_main(
+        [
+            "--model",
+            str(trained),
+            "--data",
+            str(holdout),
+            "--output",
+            str(tmp_path / "out"),
+            "--column",
+            "queue=group",
+        ]
+    )
 
     result = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert code == 0
@@ -152,15 +198,27 @@ def test_evaluate_command_scores_a_bundle_on_a_file(trained: Path, tmp_path: Pat
 
 
 def test_evaluate_command_reports_a_missing_bundle(tmp_path: Path) -> None:
-    code = evaluate_main(["--model", str(tmp_path / "nope"), "--data", str(SAMPLE),
-                          "--output", str(tmp_path / "out")])
+    code = evaluate_main(
+        [
+            "--model",
+            str(tmp_path / "nope"),
+            "--data",
+            str(SAMPLE),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
 
     assert code == 2
 
 
-def test_parity_check_fails_when_the_graph_no_longer_matches(trained: Path, tiny_base: Path) -> None:
+def test_parity_check_fails_when_the_graph_no_longer_matches(
+    trained: Path, tiny_base: Path
+) -> None:
     bundle = ModelBundle.load(trained)
-    encoder = BertModel.from_pretrained(tiny_base, attn_implementation="eager", add_pooling_layer=False)
+    encoder = BertModel.from_pretrained(
+        tiny_base, attn_implementation="eager", add_pooling_layer=False
+    )
     model = TriageModel(encoder, {h: len(v) for h, v in bundle.heads.items()}, frozen_layers=1)
 
     with pytest.raises(ExportError, match="parity"):

@@ -27,13 +27,17 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     logits, labels = logits[known], labels[known]
     if len(labels) == 0:
         return 1.0
-    result = minimize_scalar(lambda log_t: _negative_log_likelihood(logits, labels, float(np.exp(log_t))),
-                             bounds=(-3.0, 3.0), method="bounded")
+    result = minimize_scalar(
+        lambda log_t: _negative_log_likelihood(logits, labels, float(np.exp(log_t))),
+        bounds=(-3.0, 3.0),
+        method="bounded",
+    )
     return float(np.exp(result.x))
 
 
-def _bins(probabilities: np.ndarray, labels: np.ndarray, n_bins: int
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _bins(
+    probabilities: np.ndarray, labels: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     confidence = probabilities.max(axis=1)
     correct = (probabilities.argmax(axis=1) == labels).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -44,7 +48,9 @@ def _bins(probabilities: np.ndarray, labels: np.ndarray, n_bins: int
     return counts, mean_confidence, accuracy
 
 
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 15
+) -> float:
     """Weighted gap between confidence and accuracy over equal-width confidence bins."""
     known = labels >= 0
     if not known.any():
@@ -53,8 +59,9 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_
     return float(np.sum(counts * np.abs(confidence - accuracy)) / counts.sum())
 
 
-def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str,
-                     path: Path, n_bins: int = 15) -> None:
+def plot_reliability(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, path: Path, n_bins: int = 15
+) -> None:
     """Reliability diagram: accuracy against confidence, one line per (probabilities, labels)
     pair, e.g. before and after temperature scaling."""
     figure, axis = plt.subplots(figsize=(4.8, 4.4), dpi=110)
@@ -64,8 +71,13 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: st
         counts, confidence, accuracy = _bins(probabilities[known], labels[known], n_bins)
         used = counts > 0
         ece = expected_calibration_error(probabilities, labels, n_bins)
-        axis.plot(confidence[used], accuracy[used], marker="o", markersize=3,
-                  label=f"{name} (ECE {ece:.3f})")
+        axis.plot(
+            confidence[used],
+            accuracy[used],
+            marker="o",
+            markersize=3,
+            label=f"{name} (ECE {ece:.3f})",
+        )
     axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
     axis.legend(loc="upper left", fontsize=8)
     figure.tight_layout()

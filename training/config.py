@@ -73,20 +73,32 @@ class TrainConfig:
         checks: list[tuple[bool, str]] = [
             (bool(self.data), "data: expected at least one file or data set id, found none"),
             (bool(self.heads), "heads: expected at least one label head, found none"),
-            (len(set(self.heads)) == len(self.heads), f"heads: expected distinct names, found {self.heads}"),
+            (
+                len(set(self.heads)) == len(self.heads),
+                f"heads: expected distinct names, found {self.heads}",
+            ),
             (8 <= self.max_length <= 512, f"max_length: expected 8..512, found {self.max_length}"),
             (self.batch_size >= 1, f"batch_size: expected at least 1, found {self.batch_size}"),
             (self.epochs >= 1, f"epochs: expected at least 1, found {self.epochs}"),
             (self.device in _DEVICES, f"device: expected one of {_DEVICES}, found {self.device!r}"),
-            (self.precision in _PRECISIONS,
-             f"precision: expected one of {_PRECISIONS}, found {self.precision!r}"),
-            (0 <= self.class_weight_power <= 1,
-             f"class_weight_power: expected 0 (none) .. 1 (balanced), found {self.class_weight_power}"),
+            (
+                self.precision in _PRECISIONS,
+                f"precision: expected one of {_PRECISIONS}, found {self.precision!r}",
+            ),
+            (
+                0 <= self.class_weight_power <= 1,
+                "class_weight_power: expected 0 (none) .. 1 (balanced), "
+                f"found {self.class_weight_power}",
+            ),
             (0 <= self.dropout < 1, f"dropout: expected 0..1, found {self.dropout}"),
-            (self.frozen_layers is None or self.frozen_layers >= 0,
-             f"frozen_layers: expected 0 or more, found {self.frozen_layers}"),
-            (self.name.replace("-", "").replace("_", "").replace(".", "").isalnum(),
-             f"name: expected letters, digits, '-', '_' or '.', found {self.name!r}"),
+            (
+                self.frozen_layers is None or self.frozen_layers >= 0,
+                f"frozen_layers: expected 0 or more, found {self.frozen_layers}",
+            ),
+            (
+                self.name.replace("-", "").replace("_", "").replace(".", "").isalnum(),
+                f"name: expected letters, digits, '-', '_' or '.', found {self.name!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -98,10 +110,14 @@ class TrainConfig:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA device; "
-                              "use --device cpu or install a CUDA build of torch")
+            raise ConfigError(
+                "device: 'cuda' was asked for but torch sees no CUDA device; "
+                "use --device cpu or install a CUDA build of torch"
+            )
         return self.device
 
     def to_json(self) -> dict[str, Any]:
-        return {key: str(value) if isinstance(value, Path) else value
-                for key, value in dataclasses.asdict(self).items()}
+        return {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in dataclasses.asdict(self).items()
+        }

@@ -89,7 +89,9 @@ class ColumnMapping:
         for name, source in columns.items():
             candidates = (source,) if isinstance(source, str) else tuple(source)
             if not candidates or not all(isinstance(c, str) and c for c in candidates):
-                raise DataError(f"column mapping for {name!r}: expected column names, found {source!r}")
+                raise DataError(
+                    f"column mapping for {name!r}: expected column names, found {source!r}"
+                )
             fields[name] = candidates
         return ColumnMapping(fields=fields, values=self.values)
 
@@ -97,7 +99,9 @@ class ColumnMapping:
         merged = {head: dict(mapping) for head, mapping in self.values.items()}
         for head, mapping in values.items():
             if not isinstance(mapping, Mapping):
-                raise DataError(f"value mapping for {head!r}: expected raw: label pairs, found {mapping!r}")
+                raise DataError(
+                    f"value mapping for {head!r}: expected raw: label pairs, found {mapping!r}"
+                )
             merged.setdefault(head, {}).update(
                 {str(raw).strip().casefold(): str(label).strip() for raw, label in mapping.items()}
             )
@@ -151,10 +155,15 @@ def _load_one(source: str, cache_dir: Path | None) -> pd.DataFrame:
             )
         options: dict[str, Any] = {}
         if builder == "csv":
-            options = {"sep": "\t" if path.suffix.lower() == ".tsv" else ",",
-                       "keep_default_na": False}
+            options = {
+                "sep": "\t" if path.suffix.lower() == ".tsv" else ",",
+                "keep_default_na": False,
+            }
         dataset = datasets.load_dataset(
-            builder, data_files=str(path), split="train", cache_dir=str(cache_dir) if cache_dir else None,
+            builder,
+            data_files=str(path),
+            split="train",
+            cache_dir=str(cache_dir) if cache_dir else None,
             **options,
         )
     else:
@@ -189,21 +198,27 @@ def load_tickets(
         if "body" not in columns:
             raise DataError(
                 f"{source}: no body column; expected one of {list(mapping.fields['body'])}, "
-                f"found columns {list(raw.columns)}. Map it with --column body=NAME or a mapping file."
+                f"found columns {list(raw.columns)}. "
+                "Map it with --column body=NAME or a mapping file."
             )
         missing_heads = [head for head in heads if head not in columns]
         if len(missing_heads) == len(heads):
             raise DataError(
-                f"{source}: none of the label columns {list(heads)} was found in {list(raw.columns)}; "
+                f"{source}: none of the label columns {list(heads)} was found in "
+                f"{list(raw.columns)}; "
                 "map them with --column queue=NAME (and priority=, type=) or a mapping file."
             )
         if missing_heads:
-            logger.warning("%s has no column for %s; those labels stay empty", source, missing_heads)
+            logger.warning(
+                "%s has no column for %s; those labels stay empty", source, missing_heads
+            )
 
         frame = pd.DataFrame(index=raw.index)
         for name in ("subject", "body", "answer"):
             frame[name] = _as_text(raw[columns[name]]) if name in columns else ""
-        frame["declared_language"] = _as_text(raw[columns["language"]]) if "language" in columns else ""
+        frame["declared_language"] = (
+            _as_text(raw[columns["language"]]) if "language" in columns else ""
+        )
         frame["tags"] = _tags(raw, columns)
         for head in heads:
             frame[head] = _as_text(raw[columns[head]]) if head in columns else ""
@@ -224,8 +239,9 @@ def _tags(raw: pd.DataFrame, columns: Mapping[str, str]) -> pd.Series:
         return _as_text(raw[columns["tags"]]).map(
             lambda text: ",".join(t.strip() for t in text.split(",") if t.strip())
         )
-    tag_columns = sorted((c for c in raw.columns if re.fullmatch(r"tag_\d+", str(c))),
-                         key=lambda c: int(str(c)[4:]))
+    tag_columns = sorted(
+        (c for c in raw.columns if re.fullmatch(r"tag_\d+", str(c))), key=lambda c: int(str(c)[4:])
+    )
     if not tag_columns:
         return pd.Series([""] * len(raw), index=raw.index)
     tags = raw[tag_columns].apply(lambda col: _as_text(col))
@@ -286,7 +302,8 @@ def clean_tickets(
 
     # Junk first: a junk row's label must not count towards the label statistics.
     reasons = [
-        _junk_reason(s, b, min_letters) for s, b in zip(frame["subject"], frame["body"], strict=True)
+        _junk_reason(s, b, min_letters)
+        for s, b in zip(frame["subject"], frame["body"], strict=True)
     ]
     frame["_drop"] = reasons
     report["dropped"].update(Counter(r for r in reasons if r))
@@ -297,11 +314,18 @@ def clean_tickets(
         counts = Counter(v for v in frame[head] if v)
         rare = sorted(label for label, n in counts.items() if n < min_label_count)
         if rare:
-            logger.warning("%s: labels with fewer than %d tickets are left out: %s",
-                           head, min_label_count, rare)
+            logger.warning(
+                "%s: labels with fewer than %d tickets are left out: %s",
+                head,
+                min_label_count,
+                rare,
+            )
             frame.loc[frame[head].isin(rare), head] = ""
-        report["labels"][head] = {**changes, "rare_labels_removed": rare,
-                                  "missing": int((frame[head] == "").sum())}
+        report["labels"][head] = {
+            **changes,
+            "rare_labels_removed": rare,
+            "missing": int((frame[head] == "").sum()),
+        }
 
     no_label = (frame[list(heads)] == "").all(axis=1)
     if no_label.any():
@@ -310,13 +334,20 @@ def clean_tickets(
 
     detected = [
         detect_language(f"{s}\n{b}")
-        for s, b in tqdm(zip(frame["subject"], frame["body"], strict=True), total=len(frame),
-                         desc="detecting languages", unit="ticket", leave=False)
+        for s, b in tqdm(
+            zip(frame["subject"], frame["body"], strict=True),
+            total=len(frame),
+            desc="detecting languages",
+            unit="ticket",
+            leave=False,
+        )
     ]
     frame["language"] = [language for language, _ in detected]
     declared = frame["declared_language"].str.lower().str[:2]
     known = declared != ""
-    report["language_disagrees_with_declared"] = int((known & (declared != frame["language"])).sum())
+    report["language_disagrees_with_declared"] = int(
+        (known & (declared != frame["language"])).sum()
+    )
     report["rows_kept"] = len(frame)
     return frame.reset_index(drop=True), report
 
@@ -325,8 +356,9 @@ def _exact_key(subject: str, body: str) -> str:
     return " ".join(_WORD.findall(body.casefold())) or " ".join(_WORD.findall(subject.casefold()))
 
 
-def find_duplicate_groups(texts: Sequence[str], threshold: float = 0.9,
-                          chunk_size: int = 1024) -> np.ndarray:
+def find_duplicate_groups(
+    texts: Sequence[str], threshold: float = 0.9, chunk_size: int = 1024
+) -> np.ndarray:
     """Group id per text; texts whose word-bigram TF-IDF cosine is at least ``threshold``
     share a group (transitively)."""
     n = len(texts)
@@ -339,9 +371,13 @@ def find_duplicate_groups(texts: Sequence[str], threshold: float = 0.9,
         return int(i)
 
     if n > 1:
-        vectors = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit_transform(texts)
+        vectors = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit_transform(
+            texts
+        )
         vectors = sparse.csr_matrix(vectors)
-        for start in tqdm(range(0, n, chunk_size), desc="near duplicates", unit="chunk", leave=False):
+        for start in tqdm(
+            range(0, n, chunk_size), desc="near duplicates", unit="chunk", leave=False
+        ):
             block = (vectors[start : start + chunk_size] @ vectors.T).tocoo()
             rows, cols, sims = block.row + start, block.col, block.data
             close = (sims >= threshold) & (cols > rows)
@@ -352,8 +388,9 @@ def find_duplicate_groups(texts: Sequence[str], threshold: float = 0.9,
     return np.array([find(i) for i in range(n)])
 
 
-def deduplicate(frame: pd.DataFrame, heads: Sequence[str], threshold: float = 0.9
-                ) -> tuple[pd.DataFrame, dict[str, float]]:
+def deduplicate(
+    frame: pd.DataFrame, heads: Sequence[str], threshold: float = 0.9
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Keep one ticket per group of exact or near duplicates."""
     keys = [_exact_key(s, b) for s, b in zip(frame["subject"], frame["body"], strict=True)]
     exact = pd.Series(keys).duplicated().to_numpy()
@@ -401,13 +438,18 @@ def split_tickets(
         )
     minimum = max(3, int(np.ceil(2 / min(validation_fraction, test_fraction))))
     strata = _strata(frame, heads, minimum)
-    rest, test = train_test_split(frame, test_size=test_fraction, random_state=seed, stratify=strata)
+    rest, test = train_test_split(
+        frame, test_size=test_fraction, random_state=seed, stratify=strata
+    )
     relative = validation_fraction / (1 - test_fraction)
     train, validation = train_test_split(
         rest, test_size=relative, random_state=seed, stratify=strata.loc[rest.index]
     )
-    return (train.reset_index(drop=True), validation.reset_index(drop=True),
-            test.reset_index(drop=True))
+    return (
+        train.reset_index(drop=True),
+        validation.reset_index(drop=True),
+        test.reset_index(drop=True),
+    )
 
 
 def _distribution(frame: pd.DataFrame, column: str) -> dict[str, int]:
@@ -431,7 +473,9 @@ def prepare_data(
     cleaned, cleaning = clean_tickets(loaded, mapping, heads, min_label_count=min_label_count)
     unique, duplicates = deduplicate(cleaned, heads, near_duplicate_threshold)
     if len(unique) < 20:
-        raise DataError(f"only {len(unique)} usable tickets remain after cleaning; at least 20 needed")
+        raise DataError(
+            f"only {len(unique)} usable tickets remain after cleaning; at least 20 needed"
+        )
     train, validation, test = split_tickets(unique, heads, validation_fraction, test_fraction, seed)
 
     labels = {head: sorted(v for v in unique[head].unique() if v) for head in heads}
@@ -450,8 +494,9 @@ def prepare_data(
             for name, part in splits.items()
         },
     }
-    return PreparedData(train=train, validation=validation, test=test, labels=labels,
-                        statistics=statistics)
+    return PreparedData(
+        train=train, validation=validation, test=test, labels=labels, statistics=statistics
+    )
 
 
 def save_statistics(statistics: Mapping[str, Any], path: Path) -> None:

@@ -47,8 +47,9 @@ def head_metrics(true: Sequence[str], predicted: Sequence[str]) -> dict[str, flo
     }
 
 
-def score_predictions(frame: pd.DataFrame, predictions: Mapping[str, Sequence[str]]
-                      ) -> dict[str, dict[str, Any]]:
+def score_predictions(
+    frame: pd.DataFrame, predictions: Mapping[str, Sequence[str]]
+) -> dict[str, dict[str, Any]]:
     """Per head: overall metrics and the same per detected language.
 
     Rows without a label for a head are left out of that head's figures.
@@ -57,7 +58,9 @@ def score_predictions(frame: pd.DataFrame, predictions: Mapping[str, Sequence[st
     for head, predicted in predictions.items():
         predicted_series = pd.Series(list(predicted), index=frame.index)
         labelled = frame[head] != ""
-        overall = head_metrics(frame.loc[labelled, head].tolist(), predicted_series[labelled].tolist())
+        overall = head_metrics(
+            frame.loc[labelled, head].tolist(), predicted_series[labelled].tolist()
+        )
         per_language = {}
         for language, group in frame[labelled].groupby("language"):
             metrics = head_metrics(group[head].tolist(), predicted_series[group.index].tolist())
@@ -67,8 +70,9 @@ def score_predictions(frame: pd.DataFrame, predictions: Mapping[str, Sequence[st
     return scores
 
 
-def plot_confusion(true: Sequence[str], predicted: Sequence[str], labels: Sequence[str],
-                   title: str, path: Path) -> None:
+def plot_confusion(
+    true: Sequence[str], predicted: Sequence[str], labels: Sequence[str], title: str, path: Path
+) -> None:
     """Row-normalised confusion matrix with counts in the cells."""
     matrix = confusion_matrix(true, predicted, labels=list(labels))
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -80,8 +84,15 @@ def plot_confusion(true: Sequence[str], predicted: Sequence[str], labels: Sequen
     for i in range(len(labels)):
         for j in range(len(labels)):
             if matrix[i, j]:
-                axis.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                          color="white" if rates[i, j] > 0.5 else "black")
+                axis.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     axis.set(xlabel="predicted", ylabel="true", title=title)
     figure.colorbar(image, ax=axis, fraction=0.046, label="share of true label")
     figure.tight_layout()
@@ -89,21 +100,31 @@ def plot_confusion(true: Sequence[str], predicted: Sequence[str], labels: Sequen
     plt.close(figure)
 
 
-def predict_labels(runtime: TriageRuntime, frame: pd.DataFrame, batch_size: int = 32
-                   ) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+def predict_labels(
+    runtime: TriageRuntime, frame: pd.DataFrame, batch_size: int = 32
+) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
     """Predicted label names and calibrated probabilities per head for every row."""
     prefix = runtime.bundle.text_prefix
-    texts = [ticket_text(s, b, prefix) for s, b in zip(frame["subject"], frame["body"], strict=True)]
+    texts = [
+        ticket_text(s, b, prefix) for s, b in zip(frame["subject"], frame["body"], strict=True)
+    ]
     output = runtime.run(texts, batch_size=batch_size)
     probabilities = runtime.probabilities(output.logits)
-    names = {head: [runtime.bundle.heads[head][i] for i in values.argmax(axis=1)]
-             for head, values in probabilities.items()}
+    names = {
+        head: [runtime.bundle.heads[head][i] for i in values.argmax(axis=1)]
+        for head, values in probabilities.items()
+    }
     return names, probabilities
 
 
-def evaluate_bundle(bundle: ModelBundle, frame: pd.DataFrame, output: Path, variant: str = "fp32",
-                    provider: str = "auto") -> dict[str, dict[str, Any]]:
-    """Score a bundle on labelled tickets; write metrics.json and confusion matrices to ``output``."""
+def evaluate_bundle(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    output: Path,
+    variant: str = "fp32",
+    provider: str = "auto",
+) -> dict[str, dict[str, Any]]:
+    """Score a bundle on labelled tickets; write metrics.json and confusion matrices."""
     output.mkdir(parents=True, exist_ok=True)
     heads = [h for h in bundle.heads if h in frame.columns and (frame[h] != "").any()]
     if not heads:
@@ -116,16 +137,25 @@ def evaluate_bundle(bundle: ModelBundle, frame: pd.DataFrame, output: Path, vari
         true = frame.loc[labelled, head].tolist()
         predicted = [p for p, keep in zip(predictions[head], labelled, strict=True) if keep]
         labels = list(bundle.heads[head]) + sorted(set(true) - set(bundle.heads[head]))
-        plot_confusion(true, predicted, labels, f"{bundle.name}: {head}", output / f"confusion_{head}.png")
-    result = {"model": {"name": bundle.name, "version": bundle.version, "variant": variant},
-              "tickets": len(frame), **scores}
-    (output / "metrics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False),
-                                         encoding="utf-8")
+        plot_confusion(
+            true, predicted, labels, f"{bundle.name}: {head}", output / f"confusion_{head}.png"
+        )
+    result = {
+        "model": {"name": bundle.name, "version": bundle.version, "variant": variant},
+        "tickets": len(frame),
+        **scores,
+    }
+    (output / "metrics.json").write_text(
+        json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     return scores
 
 
-def metrics_table(scores: Mapping[str, Mapping[str, Any]], title: str,
-                  baseline: Mapping[str, Mapping[str, Any]] | None = None) -> Table:
+def metrics_table(
+    scores: Mapping[str, Mapping[str, Any]],
+    title: str,
+    baseline: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Table:
     """A table of accuracy and macro-F1 per head and language (baseline macro-F1 beside it)."""
     table = Table(title=title)
     for column in ("head", "language", "tickets", "accuracy", "macro-F1"):
@@ -135,10 +165,19 @@ def metrics_table(scores: Mapping[str, Mapping[str, Any]], title: str,
     for head, metrics in scores.items():
         rows = [("all", metrics), *sorted(metrics["per_language"].items())]
         for language, values in rows:
-            cells = [head, language, str(values["support"]), f"{values['accuracy']:.3f}",
-                     f"{values['macro_f1']:.3f}"]
+            cells = [
+                head,
+                language,
+                str(values["support"]),
+                f"{values['accuracy']:.3f}",
+                f"{values['macro_f1']:.3f}",
+            ]
             if baseline:
-                base = baseline[head] if language == "all" else baseline[head]["per_language"].get(language)
+                base = (
+                    baseline[head]
+                    if language == "all"
+                    else baseline[head]["per_language"].get(language)
+                )
                 cells.append(f"{base['macro_f1']:.3f}" if base else "-")
             table.add_row(*cells)
     return table
@@ -147,9 +186,14 @@ def metrics_table(scores: Mapping[str, Mapping[str, Any]], title: str,
 def main(argv: list[str] | None = None) -> int:
     from training.data import ColumnMapping, DataError, clean_tickets, load_tickets
 
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, type=Path, help="bundle folder onnx_models/<name>")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model", required=True, type=Path, help="bundle folder onnx_models/<name>"
+    )
     parser.add_argument("--data", required=True, nargs="+", help="labelled CSV/JSON/Parquet files")
     parser.add_argument("--output", required=True, type=Path, help="folder for metrics and plots")
     parser.add_argument("--variant", default="fp32", choices=["fp32", "int8"])
@@ -163,18 +207,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = ModelBundle.load(args.model)
         heads = list(bundle.heads)
-        mapping = (ColumnMapping.from_yaml(args.column_mapping, heads) if args.column_mapping
-                   else ColumnMapping.default(heads)).with_overrides(args.column)
-        frame, cleaning = clean_tickets(load_tickets(args.data, mapping, heads), mapping, heads,
-                                        min_label_count=1)
+        mapping = (
+            ColumnMapping.from_yaml(args.column_mapping, heads)
+            if args.column_mapping
+            else ColumnMapping.default(heads)
+        ).with_overrides(args.column)
+        frame, cleaning = clean_tickets(
+            load_tickets(args.data, mapping, heads), mapping, heads, min_label_count=1
+        )
         scores = evaluate_bundle(bundle, frame, args.output, args.variant, args.provider)
     except (BundleError, DataError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     if cleaning["dropped"]:
         console.print(f"left out as unusable: {cleaning['dropped']}")
-    console.print(metrics_table(scores, f"{bundle.name} {bundle.version} ({args.variant}) "
-                                        f"on {len(frame)} tickets"))
+    console.print(
+        metrics_table(
+            scores, f"{bundle.name} {bundle.version} ({args.variant}) on {len(frame)} tickets"
+        )
+    )
     console.print(f"metrics and confusion matrices written to {args.output}")
     return 0
 

@@ -53,12 +53,21 @@ def export_onnx(model: TriageModel, path: Path) -> None:
     example_ids = torch.tensor([[0, 10, 11, 12, 2], [0, 13, 2, 1, 1]], dtype=torch.long)
     example_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.long)
     outputs = [f"logits_{name}" for name in model.head_names] + ["embedding"]
-    dynamic = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    dynamic = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+    }
     dynamic.update({name: {0: "batch"} for name in outputs})
     with torch.no_grad():
         torch.onnx.export(
-            model, (example_ids, example_mask), str(path), input_names=["input_ids", "attention_mask"],
-            output_names=outputs, dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+            model,
+            (example_ids, example_mask),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
         )
     onnx.checker.check_model(str(path), full_check=False)
 
@@ -68,8 +77,14 @@ def optimise_graph(source: Path, target: Path, num_heads: int, hidden_size: int)
 
     Returns how many fused operators of each kind the graph holds afterwards.
     """
-    optimised = optimize_model(str(source), model_type="bert", num_heads=num_heads,
-                               hidden_size=hidden_size, opt_level=1, use_gpu=False)
+    optimised = optimize_model(
+        str(source),
+        model_type="bert",
+        num_heads=num_heads,
+        hidden_size=hidden_size,
+        opt_level=1,
+        use_gpu=False,
+    )
     optimised.save_model_to_file(str(target))
     fused = optimised.get_fused_operator_statistics()
     logger.info("graph optimised: %s", {k: v for k, v in fused.items() if v})
@@ -83,13 +98,21 @@ def quantize_int8(source: Path, target: Path) -> None:
     and 8-bit rounding of per-feature IDF weights would shift every ticket's norm.
     """
     graph = onnx.load(str(source), load_external_data=False)
-    excluded = [node.name for node in graph.graph.node
-                if node.op_type == "Gather" and node.input[0].startswith("lexical.")]
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=False,
-                     op_types_to_quantize=["MatMul", "Attention", "Gather", "EmbedLayerNormalization"],
-                     nodes_to_exclude=excluded,
-                     # Fused contrib operators defeat ONNX shape inference; their outputs are fp32.
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    excluded = [
+        node.name
+        for node in graph.graph.node
+        if node.op_type == "Gather" and node.input[0].startswith("lexical.")
+    ]
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        per_channel=False,
+        op_types_to_quantize=["MatMul", "Attention", "Gather", "EmbedLayerNormalization"],
+        nodes_to_exclude=excluded,
+        # Fused contrib operators defeat ONNX shape inference; their outputs are fp32.
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -98,8 +121,13 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray((a * b).sum(axis=1))
 
 
-def check_parity(model: TriageModel, bundle: ModelBundle, texts: Sequence[str],
-                 tolerance: float, int8_min_agreement: float) -> ParityReport:
+def check_parity(
+    model: TriageModel,
+    bundle: ModelBundle,
+    texts: Sequence[str],
+    tolerance: float,
+    int8_min_agreement: float,
+) -> ParityReport:
     """Run the same tickets through PyTorch, ONNX fp32 and (if present) ONNX INT8."""
     runtime = TriageRuntime(bundle, "fp32", provider="cpu")
     ids, _ = runtime.encode(texts)
@@ -116,19 +144,35 @@ def check_parity(model: TriageModel, bundle: ModelBundle, texts: Sequence[str],
     torch_logits = dict(zip(model.head_names, torch_outputs[:-1], strict=True))
     torch_embeddings = torch_outputs[-1]
 
-    max_difference = max(float(np.abs(onnx_logits[h] - torch_logits[h]).max()) for h in model.head_names)
-    agreement = float(np.mean([np.mean(onnx_logits[h].argmax(1) == torch_logits[h].argmax(1))
-                               for h in model.head_names]))
+    max_difference = max(
+        float(np.abs(onnx_logits[h] - torch_logits[h]).max()) for h in model.head_names
+    )
+    agreement = float(
+        np.mean(
+            [
+                np.mean(onnx_logits[h].argmax(1) == torch_logits[h].argmax(1))
+                for h in model.head_names
+            ]
+        )
+    )
     min_cosine = float(_cosine(onnx_embeddings, torch_embeddings).min())
 
     int8_agreement = int8_cosine = None
     if "int8" in bundle.model_files:
         int8_logits, int8_embeddings = TriageRuntime(bundle, "int8", provider="cpu").run_ids(ids)
-        int8_agreement = float(np.mean([np.mean(int8_logits[h].argmax(1) == onnx_logits[h].argmax(1))
-                                        for h in model.head_names]))
+        int8_agreement = float(
+            np.mean(
+                [
+                    np.mean(int8_logits[h].argmax(1) == onnx_logits[h].argmax(1))
+                    for h in model.head_names
+                ]
+            )
+        )
         int8_cosine = float(_cosine(int8_embeddings, onnx_embeddings).mean())
 
-    report = ParityReport(len(ids), max_difference, agreement, min_cosine, int8_agreement, int8_cosine)
+    report = ParityReport(
+        len(ids), max_difference, agreement, min_cosine, int8_agreement, int8_cosine
+    )
     logger.info("parity: %s", report)
     problems = []
     if max_difference > tolerance:
@@ -138,9 +182,14 @@ def check_parity(model: TriageModel, bundle: ModelBundle, texts: Sequence[str],
     if min_cosine < 0.9999:
         problems.append(f"embedding cosine falls to {min_cosine:.6f} (expected at least 0.9999)")
     if int8_agreement is not None and int8_agreement < int8_min_agreement:
-        problems.append(f"INT8 agrees with fp32 on only {int8_agreement:.1%} of predictions "
-                        f"(expected at least {int8_min_agreement:.0%})")
+        problems.append(
+            f"INT8 agrees with fp32 on only {int8_agreement:.1%} of predictions "
+            f"(expected at least {int8_min_agreement:.0%})"
+        )
     if problems:
-        raise ExportError("ONNX export failed its parity check: " + "; ".join(problems)
-                          + ". Was the model in eval mode, and is the opset supported?")
+        raise ExportError(
+            "ONNX export failed its parity check: "
+            + "; ".join(problems)
+            + ". Was the model in eval mode, and is the opset supported?"
+        )
     return report

@@ -60,12 +60,19 @@ class LexicalFeatures:
     def feature_ids(ids: np.ndarray, lowercase: np.ndarray) -> np.ndarray:
         """Unigram and hashed-bigram feature ids of one ticket's token ids."""
         lowered = lowercase[ids]
-        bigrams = len(lowercase) + (lowered[:-1] * _BIGRAM_MULTIPLIER + lowered[1:]) % BIGRAM_BUCKETS
+        bigrams = (
+            len(lowercase) + (lowered[:-1] * _BIGRAM_MULTIPLIER + lowered[1:]) % BIGRAM_BUCKETS
+        )
         return np.concatenate([lowered, bigrams])
 
     @classmethod
-    def fit(cls, token_ids: Sequence[np.ndarray], lowercase: np.ndarray,
-            special_ids: Sequence[int], min_df: int = 2) -> LexicalFeatures:
+    def fit(
+        cls,
+        token_ids: Sequence[np.ndarray],
+        lowercase: np.ndarray,
+        special_ids: Sequence[int],
+        min_df: int = 2,
+    ) -> LexicalFeatures:
         """Learn IDF weights from the training tickets' token ids."""
         size = len(lowercase) + BIGRAM_BUCKETS
         document_frequency = np.zeros(size, dtype=np.int64)
@@ -90,7 +97,8 @@ class LexicalFeatures:
             values.append(weights[keep] / norm)
         return sparse.csr_matrix(
             (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))),
-            shape=(len(token_ids), self.size), dtype=np.float32,
+            shape=(len(token_ids), self.size),
+            dtype=np.float32,
         )
 
 
@@ -104,6 +112,8 @@ class LexicalHeads(nn.Module):
         self.table = nn.Embedding.from_pretrained(torch.from_numpy(weights.astype(np.float32)))
         self.bias = nn.Parameter(torch.from_numpy(bias.astype(np.float32)), requires_grad=False)
         self.vocab_size = features.vocab_size
+        self.lowercase: torch.Tensor
+        self.idf: torch.Tensor
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         lowered = self.lowercase[input_ids]  # (B, T)
@@ -146,8 +156,9 @@ def fit_lexical_heads(
         y, y_val = train_labels[head], validation_labels[head]
         best: tuple[float, LogisticRegression] | None = None
         for c in regularisation:
-            model = LogisticRegression(C=c, class_weight="balanced", max_iter=1000,
-                                       random_state=seed).fit(train_x[y >= 0][:, active], y[y >= 0])
+            model = LogisticRegression(
+                C=c, class_weight="balanced", max_iter=1000, random_state=seed
+            ).fit(train_x[y >= 0][:, active], y[y >= 0])
             predicted = model.predict(validation_x[y_val >= 0][:, active])
             score = f1_score(y_val[y_val >= 0], predicted, average="macro")
             if best is None or score > best[0]:

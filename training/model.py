@@ -39,8 +39,13 @@ class TriageModel(nn.Module):
     chosen on validation data (0 means the encoder alone).
     """
 
-    def __init__(self, encoder: BertModel, label_counts: Mapping[str, int], dropout: float = 0.1,
-                 frozen_layers: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: BertModel,
+        label_counts: Mapping[str, int],
+        dropout: float = 0.1,
+        frozen_layers: int = 0,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head_names = list(label_counts)
@@ -66,15 +71,17 @@ class TriageModel(nn.Module):
 
     def lower(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Embeddings and the frozen layers. (B, T) -> (B, T, H)."""
-        hidden = self.encoder.embeddings(input_ids=input_ids,
-                                         token_type_ids=torch.zeros_like(input_ids))
+        hidden = self.encoder.embeddings(
+            input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
+        )
         mask = extended_attention_mask(attention_mask, hidden.dtype)
         for layer in self.layers[: self.frozen_layers]:
             hidden = layer(hidden, attention_mask=mask)[0]
         return hidden
 
-    def upper(self, hidden: torch.Tensor, attention_mask: torch.Tensor
-              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def upper(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The trained layers and the heads: per-head encoder logits and the pooled vector."""
         mask = extended_attention_mask(attention_mask, hidden.dtype)
         for layer in self.layers[self.frozen_layers :]:
@@ -83,13 +90,16 @@ class TriageModel(nn.Module):
         features = self.dropout(pooled)
         return [head(features) for head in self.heads], pooled
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-                ) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         logits, pooled = self.upper(self.lower(input_ids, attention_mask), attention_mask)
         if self.lexical is not None:
             lexical = self.lexical(input_ids, attention_mask)
             blended, offset = [], 0
-            for index, (name, encoder_logits) in enumerate(zip(self.head_names, logits, strict=True)):
+            for index, (name, encoder_logits) in enumerate(
+                zip(self.head_names, logits, strict=True)
+            ):
                 width = self.label_counts[name]
                 weight = self.lexical_weight[index]
                 blended.append(

@@ -57,8 +57,9 @@ def _sha256(path: Path) -> str:
 
 def _git_commit() -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=5, check=True)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None
@@ -72,8 +73,11 @@ def _provenance(config: TrainConfig, base_model: str) -> dict[str, Any]:
     data = {}
     for source in config.data:
         path = Path(source)
-        data[source] = {"sha256": _sha256(path), "bytes": path.stat().st_size} if path.is_file() \
+        data[source] = (
+            {"sha256": _sha256(path), "bytes": path.stat().st_size}
+            if path.is_file()
             else {"dataset_id": source}
+        )
     manifest = Path(base_model) / "MANIFEST.json"
     return {
         "data": data,
@@ -93,17 +97,31 @@ def _label_indices(frame: pd.DataFrame, head: str, labels: list[str]) -> np.ndar
     return np.array([position.get(v, -1) for v in frame[head]])
 
 
-def _int8_agreement(fp32: Mapping[str, list[str]], int8: Mapping[str, list[str]]) -> dict[str, float]:
+def _int8_agreement(
+    fp32: Mapping[str, list[str]], int8: Mapping[str, list[str]]
+) -> dict[str, float]:
     agreement = {h: float(np.mean(np.array(fp32[h]) == np.array(int8[h]))) for h in fp32}
     agreement["all_heads"] = float(np.mean(list(agreement.values())))
     return agreement
 
 
-def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfig,
-                 prepared: PreparedData, validation_logits: Mapping[str, np.ndarray],
-                 validation_labels: Mapping[str, np.ndarray], history: list[dict[str, Any]],
-                 blend: Mapping[str, Any], base_model: str, frozen_layers: int,
-                 freeze_embeddings: bool, device: str, started: float, console: Console) -> Path:
+def build_bundle(
+    *,
+    model: TriageModel,
+    tokenizer: Tokenizer,
+    config: TrainConfig,
+    prepared: PreparedData,
+    validation_logits: Mapping[str, np.ndarray],
+    validation_labels: Mapping[str, np.ndarray],
+    history: list[dict[str, Any]],
+    blend: Mapping[str, Any],
+    base_model: str,
+    frozen_layers: int,
+    freeze_embeddings: bool,
+    device: str,
+    started: float,
+    console: Console,
+) -> Path:
     """Export, check, evaluate and document the model; returns ``output_dir/<name>``."""
     run_dir = config.work_dir / config.name
     staging = run_dir / "bundle"
@@ -112,16 +130,23 @@ def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfi
     heads = list(model.head_names)
 
     # Temperatures from validation: they turn the graph's logits into calibrated probabilities.
-    temperatures = {h: fit_temperature(validation_logits[h], np.where(validation_labels[h] >= 0,
-                                                                      validation_labels[h], -1))
-                    for h in heads}
+    temperatures = {
+        h: fit_temperature(
+            validation_logits[h], np.where(validation_labels[h] >= 0, validation_labels[h], -1)
+        )
+        for h in heads
+    }
 
     # Export, fuse, quantise.
     raw_path = run_dir / "model.raw.onnx"
     export_onnx(model, raw_path)
     encoder_config = model.encoder.config
-    fused = optimise_graph(raw_path, staging / "model.onnx", int(encoder_config.num_attention_heads),
-                           int(encoder_config.hidden_size))
+    fused = optimise_graph(
+        raw_path,
+        staging / "model.onnx",
+        int(encoder_config.num_attention_heads),
+        int(encoder_config.hidden_size),
+    )
     model_files = {"fp32": "model.onnx"}
     if config.export_int8:
         quantize_int8(staging / "model.onnx", staging / "model.int8.onnx")
@@ -143,10 +168,16 @@ def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfi
         "model_files": model_files,
         "inputs": ["input_ids", "attention_mask"],
         "outputs": [f"logits_{h}" for h in heads] + ["embedding"],
-        "lexical_weights": {h: float(w) for h, w in zip(heads, model.lexical_weight.tolist(), strict=True)},
-        "encoder": {"base_model": config.base_model, "layers": int(encoder_config.num_hidden_layers),
-                    "frozen_layers": frozen_layers, "frozen_embeddings": freeze_embeddings,
-                    "hidden_size": int(encoder_config.hidden_size)},
+        "lexical_weights": {
+            h: float(w) for h, w in zip(heads, model.lexical_weight.tolist(), strict=True)
+        },
+        "encoder": {
+            "base_model": config.base_model,
+            "layers": int(encoder_config.num_hidden_layers),
+            "frozen_layers": frozen_layers,
+            "frozen_embeddings": freeze_embeddings,
+            "hidden_size": int(encoder_config.hidden_size),
+        },
         "provenance": _provenance(config, base_model),
     }
     _write_json(staging / "config.json", bundle_config)
@@ -158,8 +189,9 @@ def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfi
     # Parity: the graphs must reproduce PyTorch before anything is measured on them.
     bundle = ModelBundle.load(staging)
     parity_texts = _test_texts(prepared.test.head(PARITY_SAMPLE), QUERY_PREFIX)
-    parity = check_parity(model, bundle, parity_texts, config.parity_tolerance,
-                          config.int8_min_agreement)
+    parity = check_parity(
+        model, bundle, parity_texts, config.parity_tolerance, config.int8_min_agreement
+    )
 
     # Test split through ONNX Runtime, as served.
     test = prepared.test
@@ -169,8 +201,9 @@ def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfi
     scores = {"fp32": score_predictions(test, fp32_names)}
     int8_agreement = None
     if "int8" in model_files:
-        int8_names, _ = predict_labels(TriageRuntime(bundle, "int8", provider="cpu",
-                                                     threads=config.threads), test)
+        int8_names, _ = predict_labels(
+            TriageRuntime(bundle, "int8", provider="cpu", threads=config.threads), test
+        )
         scores["int8"] = score_predictions(test, int8_names)
         int8_agreement = _int8_agreement(fp32_names, int8_names)
 
@@ -180,17 +213,24 @@ def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfi
         labels = _label_indices(test, head, prepared.labels[head])
         before = softmax(raw_logits[head])
         after = softmax(raw_logits[head], temperatures[head])
-        calibration[head] = {"temperature": temperatures[head],
-                             "ece_before": expected_calibration_error(before, labels),
-                             "ece_after": expected_calibration_error(after, labels)}
-        plot_reliability({"before": (before, labels), "after": (after, labels)},
-                         f"{head}: reliability on test (T={temperatures[head]:.2f})",
-                         staging / "plots" / f"reliability_{head}.png")
+        calibration[head] = {
+            "temperature": temperatures[head],
+            "ece_before": expected_calibration_error(before, labels),
+            "ece_after": expected_calibration_error(after, labels),
+        }
+        plot_reliability(
+            {"before": (before, labels), "after": (after, labels)},
+            f"{head}: reliability on test (T={temperatures[head]:.2f})",
+            staging / "plots" / f"reliability_{head}.png",
+        )
         known = test[head] != ""
-        plot_confusion(test.loc[known, head].tolist(),
-                       [p for p, k in zip(fp32_names[head], known, strict=True) if k],
-                       prepared.labels[head], f"{config.name}: {head} (test)",
-                       staging / "plots" / f"confusion_{head}.png")
+        plot_confusion(
+            test.loc[known, head].tolist(),
+            [p for p, k in zip(fp32_names[head], known, strict=True) if k],
+            prepared.labels[head],
+            f"{config.name}: {head} (test)",
+            staging / "plots" / f"confusion_{head}.png",
+        )
 
     # Baseline on the same split: word TF-IDF + logistic regression per head.
     train_texts = _test_texts(prepared.train, "")
@@ -202,6 +242,7 @@ def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfi
         baseline_names[head] = [prepared.labels[head][i] for i in pipeline.predict(test_texts)]
     baseline = score_predictions(test, baseline_names)
 
+    elapsed = time.perf_counter() - started
     metrics = {
         "model": {"name": config.name, "version": version},
         "test": scores,
@@ -212,8 +253,10 @@ def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfi
         "validation_blend": blend,
         "training_history": history,
         "graph_fusions": fused,
-        "sizes_mb": {name: round((staging / f).stat().st_size / 1e6, 1) for name, f in model_files.items()},
-        "seconds": round(time.perf_counter() - started, 1),
+        "sizes_mb": {
+            name: round((staging / f).stat().st_size / 1e6, 1) for name, f in model_files.items()
+        },
+        "seconds": round(elapsed, 1),
         "device": device,
     }
     _write_json(staging / "metrics.json", metrics)
@@ -232,17 +275,26 @@ def build_bundle(*, model: TriageModel, tokenizer: Tokenizer, config: TrainConfi
     shutil.move(str(staging), str(target))
     shutil.rmtree(previous, ignore_errors=True)
 
-    console.print(metrics_table(scores["fp32"], f"{config.name} {version}: test split (fp32 ONNX)",
-                                baseline=baseline))
+    console.print(
+        metrics_table(
+            scores["fp32"], f"{config.name} {version}: test split (fp32 ONNX)", baseline=baseline
+        )
+    )
     summary = Table(title="export and calibration")
     for column in ("head", "INT8 = fp32", "T", "ECE before", "ECE after"):
         summary.add_column(column, justify="right")
     for head in heads:
-        summary.add_row(head, f"{int8_agreement[head]:.3f}" if int8_agreement else "-",
-                        f"{calibration[head]['temperature']:.2f}",
-                        f"{calibration[head]['ece_before']:.3f}", f"{calibration[head]['ece_after']:.3f}")
+        summary.add_row(
+            head,
+            f"{int8_agreement[head]:.3f}" if int8_agreement else "-",
+            f"{calibration[head]['temperature']:.2f}",
+            f"{calibration[head]['ece_before']:.3f}",
+            f"{calibration[head]['ece_after']:.3f}",
+        )
     console.print(summary)
-    console.print(f"parity: max logit difference {parity.max_logit_difference:.1e}, argmax agreement "
-                  f"{parity.argmax_agreement:.3f}; sizes {metrics['sizes_mb']} MB; "
-                  f"{metrics['seconds'] / 60:.1f} min in all")
+    console.print(
+        f"parity: max logit difference {parity.max_logit_difference:.1e}, argmax agreement "
+        f"{parity.argmax_agreement:.3f}; sizes {metrics['sizes_mb']} MB; "
+        f"{elapsed / 60:.1f} min in all"
+    )
     return target

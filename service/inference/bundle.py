@@ -85,8 +85,11 @@ class ModelBundle:
         return bundle
 
     def check(self) -> None:
-        missing = [f for f in (TOKENIZER_FILE, *self.model_files.values())
-                   if not (self.directory / f).is_file()]
+        missing = [
+            f
+            for f in (TOKENIZER_FILE, *self.model_files.values())
+            if not (self.directory / f).is_file()
+        ]
         if missing:
             raise BundleError(f"{self.directory}: bundle files missing: {missing}")
         if set(self.temperatures) != set(self.heads):
@@ -95,12 +98,15 @@ class ModelBundle:
                 f"found {sorted(self.temperatures)}"
             )
         if any(t <= 0 for t in self.temperatures.values()):
-            raise BundleError(f"{self.directory}: temperatures must be positive: {self.temperatures}")
+            raise BundleError(
+                f"{self.directory}: temperatures must be positive: {self.temperatures}"
+            )
 
     def model_path(self, variant: str = "fp32") -> Path:
         if variant not in self.model_files:
             raise BundleError(
-                f"{self.directory}: expected variant one of {sorted(self.model_files)}, found {variant!r}"
+                f"{self.directory}: expected variant one of {sorted(self.model_files)}, "
+                f"found {variant!r}"
             )
         return self.directory / self.model_files[variant]
 
@@ -129,17 +135,28 @@ def choose_providers(provider: str) -> tuple[list[str], str]:
     if provider == "cpu":
         return ["CPUExecutionProvider"], "CPU requested"
     if has_cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"], f"{provider} requested, CUDA present"
-    reason = ("CUDA requested but onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-              if provider == "cuda" else "no CUDA provider available")
+        return [
+            "CUDAExecutionProvider",
+            "CPUExecutionProvider",
+        ], f"{provider} requested, CUDA present"
+    reason = (
+        "CUDA requested but onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+        if provider == "cuda"
+        else "no CUDA provider available"
+    )
     return ["CPUExecutionProvider"], reason
 
 
 class TriageRuntime:
     """An ONNX Runtime session over a bundle: texts in, logits and embeddings out."""
 
-    def __init__(self, bundle: ModelBundle, variant: str = "fp32", provider: str = "auto",
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        variant: str = "fp32",
+        provider: str = "auto",
+        threads: int | None = None,
+    ) -> None:
         self.bundle = bundle
         self.variant = variant
         self.tokenizer = bundle.tokenizer()
@@ -150,12 +167,19 @@ class TriageRuntime:
         if threads:
             options.intra_op_num_threads = threads
         providers, reason = choose_providers(provider)
-        self.session = ort.InferenceSession(str(bundle.model_path(variant)), options,
-                                            providers=providers)
+        self.session = ort.InferenceSession(
+            str(bundle.model_path(variant)), options, providers=providers
+        )
         self.provider = self.session.get_providers()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
-        logger.info("model %s %s (%s) on %s: %s", bundle.name, bundle.version, variant,
-                    self.provider, reason)
+        logger.info(
+            "model %s %s (%s) on %s: %s",
+            bundle.name,
+            bundle.version,
+            variant,
+            self.provider,
+            reason,
+        )
 
     def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
         encodings = self.tokenizer.encode_batch(list(texts))
@@ -191,4 +215,6 @@ class TriageRuntime:
 
     def probabilities(self, logits: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Calibrated probabilities per head from raw logits and the stored temperatures."""
-        return {head: softmax(values, self.bundle.temperatures[head]) for head, values in logits.items()}
+        return {
+            head: softmax(values, self.bundle.temperatures[head]) for head, values in logits.items()
+        }
