@@ -6,30 +6,43 @@ same way when the model learns from it and when it is later classified.
 
 from __future__ import annotations
 
+import html
 import re
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["QUERY_PREFIX", "detect_language", "normalise_whitespace", "ticket_text"]
+__all__ = ["QUERY_PREFIX", "detect_language", "clean_text", "ticket_text"]
 
 # e5 models were trained with this prefix on inputs that are searched for or classified.
 QUERY_PREFIX = "query: "
 
 _ESCAPED_NEWLINE = re.compile(r"\\r\\n|\\n|\\r")
+# Only real HTML tag names: ticket texts also hold placeholders such as <name> or <acc_num>.
+_HTML_TAGS = (
+    "a|b|blockquote|body|br|center|div|em|font|h[1-6]|head|hr|html|i|img|li|meta|ol|p|pre|"
+    "section|small|span|strong|style|sub|sup|table|tbody|td|th|thead|tr|u|ul"
+)
+_BREAKING_TAG = re.compile(r"<\s*(?:br|/?p|/?div|/?li|/?tr|/?h[1-6])\b[^>]*>", re.IGNORECASE)
+_HTML_TAG = re.compile(rf"<\s*/?\s*(?:{_HTML_TAGS})\b[^>]*>", re.IGNORECASE)
 _SPACES = re.compile(r"[ \t\u00a0]+")
+_LINE_EDGES = re.compile(r" *\n *")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
-def normalise_whitespace(text: str) -> str:
-    """Turn escaped newlines into real ones and collapse runs of blanks."""
+def clean_text(text: str) -> str:
+    """Plain text from an export: HTML tags and entities resolved, escaped newlines made
+    real, runs of blanks collapsed."""
+    if "<" in text or "&" in text:
+        text = _HTML_TAG.sub("", _BREAKING_TAG.sub("\n", text))
+        text = html.unescape(text)
     text = _ESCAPED_NEWLINE.sub("\n", text.replace("\r\n", "\n"))
-    text = _SPACES.sub(" ", text)
+    text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text))
     return _BLANK_LINES.sub("\n", text).strip()
 
 
 def ticket_text(subject: str | None, body: str | None, prefix: str = QUERY_PREFIX) -> str:
     """The single string the encoder reads: prefix, subject line, then body."""
-    parts = [normalise_whitespace(part) for part in (subject, body) if part]
+    parts = [clean_text(part) for part in (subject, body) if part]
     return prefix + "\n".join(part for part in parts if part)
 
 
@@ -45,7 +58,7 @@ def detect_language(text: str) -> tuple[str, float]:
 
     Short or empty texts give ``("und", 0.0)``: there is nothing to judge.
     """
-    sample = normalise_whitespace(text)[:2000]
+    sample = clean_text(text)[:2000]
     if sum(ch.isalpha() for ch in sample) < 3:
         return "und", 0.0
     language, probability = _identifier().classify(sample)

@@ -59,8 +59,11 @@ def test_plot_reliability_writes_a_png(tmp_path: Path) -> None:
     labels = sample_labels(softmax(logits), rng)
     path = tmp_path / "reliability.png"
 
-    plot_reliability({"before": (softmax(logits * 3.0), labels),
-                      "after": (softmax(logits), labels)}, "queue", path)
+    plot_reliability(
+        {"before": (softmax(logits * 3.0), labels), "after": (softmax(logits), labels)},
+        "queue",
+        path,
+    )
 
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 1000

@@ -17,30 +17,61 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 # Three queues, each with its own words; "Printer" and "printer" both occur.
 QUEUE_SENTENCES = {
     0: [
-        "the printer is jammed again", "Printer shows error on floor three",
-        "printer toner is empty", "the printer prints blank pages", "printer driver crashed",
-        "Printer paper tray is stuck", "the printer makes a loud noise",
-        "printer queue is stuck again", "new printer toner please", "printer offline since monday",
-        "Printer jammed with paper", "printer cannot find the toner", "the printer is offline",
-        "printer error on every page", "replace the printer drum", "printer driver update failed",
+        "the printer is jammed again",
+        "Printer shows error on floor three",
+        "printer toner is empty",
+        "the printer prints blank pages",
+        "printer driver crashed",
+        "Printer paper tray is stuck",
+        "the printer makes a loud noise",
+        "printer queue is stuck again",
+        "new printer toner please",
+        "printer offline since monday",
+        "Printer jammed with paper",
+        "printer cannot find the toner",
+        "the printer is offline",
+        "printer error on every page",
+        "replace the printer drum",
+        "printer driver update failed",
         "Printer pages come out blank",
     ],
     1: [
-        "the invoice was charged twice", "Invoice amount is wrong", "refund my invoice please",
-        "invoice payment failed at the bank", "the invoice shows a wrong tax",
-        "Invoice for march is missing", "card payment for the invoice failed",
-        "please send the invoice again", "invoice refund is late", "the invoice total is wrong",
-        "Invoice charged to the wrong card", "invoice tax number missing",
-        "duplicate invoice payment", "invoice discount not applied", "the invoice bank fee",
-        "Invoice refund never arrived", "invoice payment is pending",
+        "the invoice was charged twice",
+        "Invoice amount is wrong",
+        "refund my invoice please",
+        "invoice payment failed at the bank",
+        "the invoice shows a wrong tax",
+        "Invoice for march is missing",
+        "card payment for the invoice failed",
+        "please send the invoice again",
+        "invoice refund is late",
+        "the invoice total is wrong",
+        "Invoice charged to the wrong card",
+        "invoice tax number missing",
+        "duplicate invoice payment",
+        "invoice discount not applied",
+        "the invoice bank fee",
+        "Invoice refund never arrived",
+        "invoice payment is pending",
     ],
     2: [
-        "the vpn drops every hour", "Vpn tunnel will not connect", "vpn login fails at home",
-        "the vpn is very slow", "vpn certificate expired", "Vpn disconnects on wifi",
-        "vpn gateway unreachable", "cannot reach the vpn server", "vpn client crashed",
-        "the vpn keeps asking for login", "Vpn tunnel drops again", "vpn is slow since monday",
-        "the vpn gateway times out", "vpn connection refused", "Vpn client will not start",
-        "vpn drops during calls", "vpn certificate warning",
+        "the vpn drops every hour",
+        "Vpn tunnel will not connect",
+        "vpn login fails at home",
+        "the vpn is very slow",
+        "vpn certificate expired",
+        "Vpn disconnects on wifi",
+        "vpn gateway unreachable",
+        "cannot reach the vpn server",
+        "vpn client crashed",
+        "the vpn keeps asking for login",
+        "Vpn tunnel drops again",
+        "vpn is slow since monday",
+        "the vpn gateway times out",
+        "vpn connection refused",
+        "Vpn client will not start",
+        "vpn drops during calls",
+        "vpn certificate warning",
     ],
 }
 
@@ -68,8 +99,9 @@ def special_ids(tokenizer: Tokenizer) -> list[int]:
 
 
 def fit_features(tokenizer: Tokenizer, texts: list[str], min_df: int = 2) -> LexicalFeatures:
-    return LexicalFeatures.fit(encode(tokenizer, texts), lowercase_table(tokenizer),
-                               special_ids(tokenizer), min_df=min_df)
+    return LexicalFeatures.fit(
+        encode(tokenizer, texts), lowercase_table(tokenizer), special_ids(tokenizer), min_df=min_df
+    )
 
 
 def test_lowercase_table_maps_capitalised_piece_to_lower_case_id(tokenizer: Tokenizer) -> None:
@@ -109,12 +141,15 @@ def test_lexical_heads_match_sparse_features_on_a_padded_batch(tokenizer: Tokeni
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(features.size, 5)).astype(np.float32)
     bias = rng.normal(size=5).astype(np.float32)
-    batch = encode(tokenizer, [
-        "printer",
-        "the printer printer printer is jammed jammed again",
-        "Vpn vpn VPN tunnel drops the vpn tunnel drops",
-        "the invoice was charged twice and the invoice was charged twice",
-    ])
+    batch = encode(
+        tokenizer,
+        [
+            "printer",
+            "the printer printer printer is jammed jammed again",
+            "Vpn vpn VPN tunnel drops the vpn tunnel drops",
+            "the invoice was charged twice and the invoice was charged twice",
+        ],
+    )
     ids, mask = pad_ids(batch, pad_id=tokenizer.token_to_id("<pad>"))
 
     expected = np.asarray(features.transform(batch) @ weights + bias)
@@ -124,14 +159,18 @@ def test_lexical_heads_match_sparse_features_on_a_padded_batch(tokenizer: Tokeni
     np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
-def split_features(tokenizer: Tokenizer, features: LexicalFeatures
-                   ) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray, np.ndarray]:
+def split_features(
+    tokenizer: Tokenizer, features: LexicalFeatures
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray, np.ndarray]:
     """Train on the first 12 sentences of each queue, validate on the last 5."""
     train = [(s, q) for q, group in QUEUE_SENTENCES.items() for s in group[:12]]
     validation = [(s, q) for q, group in QUEUE_SENTENCES.items() for s in group[12:]]
-    return (features.transform(encode(tokenizer, [s for s, _ in train])),
-            features.transform(encode(tokenizer, [s for s, _ in validation])),
-            np.array([q for _, q in train]), np.array([q for _, q in validation]))
+    return (
+        features.transform(encode(tokenizer, [s for s, _ in train])),
+        features.transform(encode(tokenizer, [s for s, _ in validation])),
+        np.array([q for _, q in train]),
+        np.array([q for _, q in validation]),
+    )
 
 
 def test_fit_lexical_heads_separates_separable_queues(tokenizer: Tokenizer) -> None:
@@ -141,8 +180,9 @@ def test_fit_lexical_heads_separates_separable_queues(tokenizer: Tokenizer) -> N
     labels = {"queue": train_y, "printer": (train_y == 0).astype(int)}
     validation_labels = {"queue": validation_y, "printer": (validation_y == 0).astype(int)}
 
-    weights, bias, chosen = fit_lexical_heads(train_x, validation_x, labels, validation_labels,
-                                              {"queue": 3, "printer": 2})
+    weights, bias, chosen = fit_lexical_heads(
+        train_x, validation_x, labels, validation_labels, {"queue": 3, "printer": 2}
+    )
 
     logits = np.asarray(validation_x @ weights + bias)
     assert weights.shape == (features.size, 5)

@@ -22,8 +22,14 @@ PAD_ID = 0
 @pytest.fixture
 def model() -> TriageModel:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=VOCAB_SIZE, hidden_size=32, num_hidden_layers=3,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     config._attn_implementation = "eager"
     encoder = BertModel(config, add_pooling_layer=False)
     return TriageModel(encoder, LABEL_COUNTS, frozen_layers=2).eval()
@@ -124,8 +130,9 @@ def test_class_weight_power_zero_gives_ones() -> None:
 
 
 @pytest.mark.parametrize(("lexical_informative", "expected_weight"), [(False, 0.0), (True, 1.0)])
-def test_choose_blend_picks_the_informative_model(lexical_informative: bool,
-                                                  expected_weight: float) -> None:
+def test_choose_blend_picks_the_informative_model(
+    lexical_informative: bool, expected_weight: float
+) -> None:
     rng = np.random.default_rng(5)
     labels = rng.integers(0, 3, size=300)
     perfect = np.eye(3)[labels]
@@ -149,8 +156,9 @@ def test_choose_blend_picks_the_informative_model(lexical_informative: bool,
         ({"precision": "int4"}, ["precision", "'bf16'", "'int4'"]),
     ],
 )
-def test_invalid_setting_names_the_setting_and_valid_values(setting: dict[str, Any],
-                                                            fragments: list[str]) -> None:
+def test_invalid_setting_names_the_setting_and_valid_values(
+    setting: dict[str, Any], fragments: list[str]
+) -> None:
     with pytest.raises(ConfigError) as error:
         TrainConfig(**setting)
 

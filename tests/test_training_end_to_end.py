@@ -223,3 +223,18 @@ def test_parity_check_fails_when_the_graph_no_longer_matches(
 
     with pytest.raises(ExportError, match="parity"):
         check_parity(model, bundle, ["query: the VPN drops every hour"] * 4, 1e-3, 0.0)
+
+
+def test_full_fine_tune_without_cached_layers_updates_word_embeddings(
+    tmp_path: Path, tiny_base: Path
+) -> None:
+    config = tiny_config(tmp_path, tiny_base, name="full")
+    config.frozen_layers, config.freeze_embeddings, config.lexical = 0, False, False
+    config.epochs, config.export_int8 = 1, False
+
+    bundle = run_training(config, Console(quiet=True))
+
+    saved = json.loads((bundle / "config.json").read_text())["encoder"]
+    assert saved["frozen_layers"] == 0 and saved["frozen_embeddings"] is False
+    assert "int8" not in ModelBundle.load(bundle).model_files
+    assert read_metrics(bundle)["parity"]["argmax_agreement"] == 1.0

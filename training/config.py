@@ -37,7 +37,7 @@ class TrainConfig:
     heads: list[str] = field(default_factory=lambda: ["queue", "priority", "type"])
     validation_fraction: float = 0.1
     test_fraction: float = 0.15
-    near_duplicate_threshold: float = 0.9
+    near_duplicate_threshold: float = 0.7
     min_label_count: int = 5
     max_length: int = 192
     batch_size: int = 16

@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from service.text import detect_language, normalise_whitespace
+from service.text import detect_language, clean_text
 
 __all__ = [
     "DEFAULT_HEADS",
@@ -296,9 +296,9 @@ def clean_tickets(
     """Normalise text and labels, drop unusable rows, detect each ticket's language."""
     report: dict[str, Any] = {"rows_loaded": len(frame), "dropped": {}, "labels": {}}
     frame = frame.copy()
-    frame["subject"] = frame["subject"].map(normalise_whitespace)
-    frame["body"] = frame["body"].map(normalise_whitespace)
-    frame["answer"] = frame["answer"].map(normalise_whitespace)
+    frame["subject"] = frame["subject"].map(clean_text)
+    frame["body"] = frame["body"].map(clean_text)
+    frame["answer"] = frame["answer"].map(clean_text)
 
     # Junk first: a junk row's label must not count towards the label statistics.
     reasons = [
@@ -357,7 +357,7 @@ def _exact_key(subject: str, body: str) -> str:
 
 
 def find_duplicate_groups(
-    texts: Sequence[str], threshold: float = 0.9, chunk_size: int = 1024
+    texts: Sequence[str], threshold: float = 0.7, chunk_size: int = 1024
 ) -> np.ndarray:
     """Group id per text; texts whose word-bigram TF-IDF cosine is at least ``threshold``
     share a group (transitively)."""
@@ -389,7 +389,7 @@ def find_duplicate_groups(
 
 
 def deduplicate(
-    frame: pd.DataFrame, heads: Sequence[str], threshold: float = 0.9
+    frame: pd.DataFrame, heads: Sequence[str], threshold: float = 0.7
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Keep one ticket per group of exact or near duplicates."""
     keys = [_exact_key(s, b) for s, b in zip(frame["subject"], frame["body"], strict=True)]
@@ -464,7 +464,7 @@ def prepare_data(
     validation_fraction: float = 0.1,
     test_fraction: float = 0.15,
     seed: int = 13,
-    near_duplicate_threshold: float = 0.9,
+    near_duplicate_threshold: float = 0.7,
     min_label_count: int = 5,
     cache_dir: Path | None = None,
 ) -> PreparedData:

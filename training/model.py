@@ -67,7 +67,9 @@ class TriageModel(nn.Module):
     def attach_lexical(self, lexical: LexicalHeads, weights: Mapping[str, float]) -> None:
         """Blend a fitted lexical model into the heads with these per-head weights."""
         self.lexical = lexical
-        self.lexical_weight = torch.tensor([weights[name] for name in self.head_names])
+        self.lexical_weight = torch.tensor(
+            [weights[name] for name in self.head_names], device=self.lexical_weight.device
+        )
 
     def lower(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Embeddings and the frozen layers. (B, T) -> (B, T, H)."""

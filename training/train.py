@@ -439,7 +439,7 @@ def run_training(config: TrainConfig, console: Console | None = None) -> Path:
         name: encode_split(frame, tokenizer, prepared.labels, QUERY_PREFIX)
         for name, frame in prepared.splits().items()
     }
-    pad_id = tokenizer.token_to_id("<pad>") or tokenizer.token_to_id("[PAD]") or 0
+    pad_id = next((i for i in map(tokenizer.token_to_id, ("<pad>", "[PAD]")) if i is not None), 0)
     cache = freeze_embeddings and device == "cpu"
     batches = {
         name: Batches(split, model, pad_id, device, cache, config.batch_size, name)
