@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["QUERY_PREFIX", "detect_language", "clean_text", "ticket_text"]
+__all__ = ["QUERY_PREFIX", "clean_text", "detect_language", "ticket_text"]
 
 # e5 models were trained with this prefix on inputs that are searched for or classified.
 QUERY_PREFIX = "query: "

@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from service.text import detect_language, clean_text
+from service.text import clean_text, detect_language
 
 __all__ = [
     "DEFAULT_HEADS",
