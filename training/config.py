@@ -41,7 +41,7 @@ class TrainConfig:
     min_label_count: int = 5
     max_length: int = 192
     batch_size: int = 16
-    epochs: int = 4
+    epochs: int = 5
     encoder_learning_rate: float = 1e-4
     head_learning_rate: float = 2e-3
     weight_decay: float = 0.01

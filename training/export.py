@@ -91,28 +91,38 @@ def optimise_graph(source: Path, target: Path, num_heads: int, hidden_size: int)
     return {k: int(v) for k, v in fused.items() if v}
 
 
-def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic INT8 quantisation of MatMul, attention and the embedding lookup.
+def quantize_int8(source: Path, target: Path) -> list[str]:
+    """Dynamic INT8 quantisation; returns the nodes kept in fp32.
 
-    The lexical model's tables stay in fp32: their weights are sparse and small,
-    and 8-bit rounding of per-feature IDF weights would shift every ticket's norm.
+    Weights are quantised per output channel as unsigned 8-bit. Kept in fp32:
+    the lexical model's tables (sparse, and 8-bit IDF weights would shift every
+    ticket's norm) and each layer's feed-forward output projection, whose GELU
+    input activations have outliers that per-tensor activation quantisation
+    cannot represent: quantising them flipped 6-9 % of a fine-tuned model's
+    predictions, against about 2 % without them.
     """
     graph = onnx.load(str(source), load_external_data=False)
-    excluded = [
+    kept = [
         node.name
         for node in graph.graph.node
-        if node.op_type == "Gather" and node.input[0].startswith("lexical.")
+        if (node.op_type == "Gather" and node.input[0].startswith("lexical."))
+        or (
+            node.op_type == "MatMul"
+            and node.name.endswith("/output/dense/MatMul")
+            and "/attention/" not in node.name
+        )
     ]
     quantize_dynamic(
         str(source),
         str(target),
-        weight_type=QuantType.QInt8,
-        per_channel=False,
+        weight_type=QuantType.QUInt8,
+        per_channel=True,
         op_types_to_quantize=["MatMul", "Attention", "Gather", "EmbedLayerNormalization"],
-        nodes_to_exclude=excluded,
+        nodes_to_exclude=kept,
         # Fused contrib operators defeat ONNX shape inference; their outputs are fp32.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
+    return kept
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -56,6 +56,7 @@ class TriageModel(nn.Module):
         self.heads = nn.ModuleList([nn.Linear(hidden, n) for n in label_counts.values()])
         self.frozen_layers = frozen_layers
         self.lexical: LexicalHeads | None = None
+        self.lexical_weight: torch.Tensor
         self.register_buffer("lexical_weight", torch.zeros(len(self.head_names)))
 
     @property
@@ -67,9 +68,8 @@ class TriageModel(nn.Module):
     def attach_lexical(self, lexical: LexicalHeads, weights: Mapping[str, float]) -> None:
         """Blend a fitted lexical model into the heads with these per-head weights."""
         self.lexical = lexical
-        self.lexical_weight = torch.tensor(
-            [weights[name] for name in self.head_names], device=self.lexical_weight.device
-        )
+        blend = [weights[name] for name in self.head_names]
+        self.lexical_weight = torch.tensor(blend, device=self.lexical_weight.device)
 
     def lower(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Embeddings and the frozen layers. (B, T) -> (B, T, H)."""

@@ -148,8 +148,9 @@ def build_bundle(
         int(encoder_config.hidden_size),
     )
     model_files = {"fp32": "model.onnx"}
+    int8_fp32_nodes: list[str] = []
     if config.export_int8:
-        quantize_int8(staging / "model.onnx", staging / "model.int8.onnx")
+        int8_fp32_nodes = quantize_int8(staging / "model.onnx", staging / "model.int8.onnx")
         model_files["int8"] = "model.int8.onnx"
     plain = copy.deepcopy(tokenizer)
     plain.no_truncation()
@@ -253,6 +254,7 @@ def build_bundle(
         "validation_blend": blend,
         "training_history": history,
         "graph_fusions": fused,
+        "int8_nodes_kept_fp32": int8_fp32_nodes,
         "sizes_mb": {
             name: round((staging / f).stat().st_size / 1e6, 1) for name, f in model_files.items()
         },

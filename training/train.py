@@ -18,7 +18,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from service.inference.bundle import softmax
 from service.text import QUERY_PREFIX, ticket_text
 from training.base_model import resolve_base_model
 from training.config import ConfigError, TrainConfig
-from training.data import ColumnMapping, DataError, PreparedData, prepare_data, save_statistics
+from training.data import ColumnMapping, DataError, prepare_data, save_statistics
 from training.lexical import LexicalFeatures, LexicalHeads, fit_lexical_heads, lowercase_table
 from training.model import TriageModel
 
@@ -366,11 +366,6 @@ def split_lexical(logits: np.ndarray, label_counts: Mapping[str, int]) -> dict[s
     return result
 
 
-def iter_heads(prepared: PreparedData, heads: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
-    for head in heads:
-        yield head, prepared.labels[head]
-
-
 def run_training(config: TrainConfig, console: Console | None = None) -> Path:
     """The whole chain; returns the bundle folder."""
     from training.report import build_bundle
@@ -423,7 +418,7 @@ def run_training(config: TrainConfig, console: Console | None = None) -> Path:
     freeze_embeddings = (
         (device != "cuda") if config.freeze_embeddings is None else config.freeze_embeddings
     )
-    label_counts = {h: len(v) for h, v in iter_heads(prepared, config.heads)}
+    label_counts = {head: len(prepared.labels[head]) for head in config.heads}
     model = TriageModel(encoder, label_counts, config.dropout, frozen_layers=frozen).to(device)
     model.encoder.embeddings.requires_grad_(not freeze_embeddings)
     for layer in model.layers[:frozen]:
