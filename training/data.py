@@ -206,7 +206,7 @@ def load_tickets(
             raise DataError(
                 f"{source}: none of the label columns {list(heads)} was found in "
                 f"{list(raw.columns)}; "
-                "map them with --column queue=NAME (and priority=, type=) or a mapping file."
+                f"map each with --column {heads[0]}=NAME or a mapping file."
             )
         if missing_heads:
             logger.warning(

@@ -35,7 +35,7 @@ from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warm
 
 from service.inference.bundle import softmax
 from service.text import QUERY_PREFIX, ticket_text
-from training.base_model import resolve_base_model
+from training.base_model import BaseModelError, resolve_base_model
 from training.config import ConfigError, TrainConfig
 from training.data import ColumnMapping, DataError, prepare_data, save_statistics
 from training.lexical import LexicalFeatures, LexicalHeads, fit_lexical_heads, lowercase_table
@@ -403,9 +403,7 @@ def run_training(config: TrainConfig, console: Console | None = None) -> Path:
     )
 
     # Base encoder and tokenizer.
-    base = resolve_base_model(
-        config.base_model, config.cache_dir / "base-models" if config.cache_dir else None
-    )
+    base = resolve_base_model(config.base_model, config.cache_dir)
     tokenizer = load_tokenizer(base, config.max_length)
     encoder = AutoModel.from_pretrained(base, attn_implementation="eager", add_pooling_layer=False)
     layers = int(encoder.config.num_hidden_layers)
@@ -606,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(argv)
         bundle = run_training(config, console)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, BaseModelError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     console.print(f"bundle written to {bundle}")
