@@ -8,78 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from rich.console import Console
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import BertConfig, BertModel
+from transformers import BertModel
 
 from service.inference.bundle import ModelBundle, TriageRuntime
-from training.config import TrainConfig
+from tests.conftest import HEADS, SAMPLE, tiny_config
 from training.evaluate import main as evaluate_main
 from training.export import ExportError, check_parity
 from training.model import TriageModel
 from training.train import run_training
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "tickets.csv"
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-HEADS = ("queue", "priority", "type")
-
-
-def build_tiny_base_model(folder: Path) -> Path:
-    """A 2-layer BERT with random weights and a WordPiece tokenizer trained on the sample."""
-    frame = pd.read_csv(SAMPLE)
-    tokenizer = Tokenizer(models.WordPiece(unk_token="<unk>"))
-    tokenizer.normalizer = normalizers.NFKC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.WordPieceTrainer(vocab_size=3000, special_tokens=SPECIALS)
-    tokenizer.train_from_iterator(
-        (frame["subject"].fillna("") + " " + frame["body"]).tolist(), trainer
-    )
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(folder / "tokenizer.json"))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=1,
-    )
-    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
-    return folder
-
-
-def tiny_config(root: Path, base: Path, name: str = "tiny") -> TrainConfig:
-    return TrainConfig(
-        data=[str(SAMPLE)],
-        name=name,
-        output_dir=root / "models",
-        work_dir=root / "runs",
-        base_model=str(base),
-        cache_dir=root / "cache",
-        quick=True,
-        epochs=2,
-        max_length=64,
-        batch_size=16,
-        int8_min_agreement=0.0,
-        head_learning_rate=1e-2,
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_base_model(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Path:
-    root = tmp_path_factory.mktemp("run")
-    return run_training(tiny_config(root, tiny_base), Console(quiet=True))
 
 
 def read_metrics(bundle: Path) -> dict:

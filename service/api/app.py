@@ -1,0 +1,203 @@
+"""The Litestar application: routes, error mapping, lifecycle and metrics.
+
+Handlers validate, delegate to ``TicketClassifier`` and shape the answer; the
+errors of ``service.errors`` become HTTP answers in one place, ``service_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from service import __version__
+from service.api.schemas import (
+    Alternative,
+    BatchRequest,
+    BatchResponse,
+    Classification,
+    HeadResult,
+    ReloadRequest,
+    TicketRequest,
+)
+from service.errors import BusyError, InputError, ModelLoadError, ModelNotReadyError, ServiceError
+from service.inference.batcher import QueueFullError
+from service.inference.bundle import BundleError, ModelBundle
+from service.inference.classifier import Ticket, TicketClassifier, TicketPrediction
+from service.settings import Settings
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+STANDARD_HEADS = ("queue", "priority", "type")
+
+
+def _classifier(state: State) -> TicketClassifier:
+    classifier: TicketClassifier = state.classifier
+    if not classifier.ready:
+        raise ModelNotReadyError("the model is still loading; retry in a few seconds")
+    return classifier
+
+
+def _tickets(requests: Sequence[TicketRequest], settings: Settings) -> list[Ticket]:
+    tickets = []
+    for index, request in enumerate(requests):
+        where = f"tickets[{index}]" if len(requests) > 1 else "ticket"
+        if not request.body.strip():
+            raise InputError(f"{where}.body: expected ticket text, found only whitespace")
+        length = len(request.body) + len(request.subject or "")
+        if length > settings.max_text_chars:
+            raise InputError(
+                f"{where}: expected at most {settings.max_text_chars} characters of subject "
+                f"and body, found {length}"
+            )
+        tickets.append(Ticket(request.body, request.subject, request.language))
+    return tickets
+
+
+def _shape(prediction: TicketPrediction) -> Classification:
+    heads = {
+        head: HeadResult(
+            label=p.label,
+            probability=round(p.probability, 6),
+            alternatives=[Alternative(label, round(prob, 6)) for label, prob in p.alternatives],
+        )
+        for head, p in prediction.heads.items()
+    }
+    return Classification(
+        heads=heads,
+        language=prediction.language,
+        language_detected=prediction.language_detected,
+        needs_review=prediction.needs_review,
+        review_heads=prediction.review_heads,
+        truncated=prediction.truncated,
+        model={"name": prediction.model_name, "version": prediction.model_version},
+        **{head: heads[head] for head in STANDARD_HEADS if head in heads},
+    )
+
+
+async def _classify(state: State, requests: Sequence[TicketRequest]) -> list[Classification]:
+    classifier = _classifier(state)
+    try:
+        predictions = await classifier.classify(_tickets(requests, classifier.settings))
+    except QueueFullError as exc:
+        raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
+    return [_shape(p) for p in predictions]
+
+
+@post("/v1/classify", tags=["classification"], status_code=HTTP_200_OK)
+async def classify(state: State, data: TicketRequest) -> Classification:
+    """Predict queue, priority and type of one ticket, with calibrated probabilities."""
+    return (await _classify(state, [data]))[0]
+
+
+@post("/v1/classify/batch", tags=["classification"], status_code=HTTP_200_OK)
+async def classify_batch(state: State, data: BatchRequest) -> BatchResponse:
+    """Classify several tickets in one call; results come in the order of the tickets."""
+    limit = state.settings.max_batch_request
+    if len(data.tickets) > limit:
+        raise InputError(f"tickets: expected at most {limit} per call, found {len(data.tickets)}")
+    return BatchResponse(results=await _classify(state, data.tickets))
+
+
+@get("/v1/models", tags=["models"])
+async def describe_model(state: State) -> dict[str, Any]:
+    """The loaded model: name, version, labels per head and its test metrics."""
+    return _classifier(state).describe()
+
+
+@post("/v1/models/reload", tags=["models"], status_code=HTTP_200_OK)
+async def reload_model(state: State, data: ReloadRequest | None = None) -> dict[str, Any]:
+    """Load a bundle and swap it in; requests in flight finish on the previous model."""
+    classifier = _classifier(state)
+    folder = Path(data.model_dir) if data and data.model_dir else None
+    try:
+        await classifier.reload(folder)
+    except (BundleError, OSError) as exc:
+        raise ModelLoadError(f"could not load the bundle, the previous model stays: {exc}") from exc
+    return classifier.describe()
+
+
+@get("/health", tags=["operations"])
+async def health() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@get("/ready", tags=["operations"])
+async def ready(state: State) -> Response[dict[str, str]]:
+    """The model is loaded and warmed up (503 before)."""
+    if state.classifier.ready:
+        return Response({"status": "ready"})
+    return Response(
+        {"status": "loading"},
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "2"},
+    )
+
+
+def service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[dict[str, Any]]:
+    """Every domain error becomes its HTTP status with a message saying what to change."""
+    if exc.status_code >= 500:
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return Response(
+        {"status_code": exc.status_code, "detail": str(exc)},
+        status_code=exc.status_code,
+        headers=headers,
+        media_type=MediaType.JSON,
+    )
+
+
+def create_app(settings: Settings | None = None, *, load_model: bool = True) -> Litestar:
+    """The application; the model loads in the background once the server is up."""
+    settings = settings or Settings.from_env()
+    classifier = TicketClassifier(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # A missing or broken bundle stops start-up here; the slower session start and
+        # warm-up run in the background while /health already answers.
+        ModelBundle.load(settings.model_dir)
+        loading = asyncio.create_task(classifier.start()) if load_model else None
+        try:
+            yield
+        finally:
+            if loading is not None and not loading.done():
+                loading.cancel()
+            await classifier.stop()
+
+    prometheus = PrometheusConfig(app_name="ticket_triage", group_path=True)
+    return Litestar(
+        route_handlers=[
+            classify,
+            classify_batch,
+            describe_model,
+            reload_model,
+            health,
+            ready,
+            PrometheusController,
+        ],
+        state=State({"settings": settings, "classifier": classifier}),
+        lifespan=[lifespan],
+        middleware=[prometheus.middleware],
+        exception_handlers={ServiceError: service_error},
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Ticket Triage",
+            version=__version__,
+            description="Multilingual ticket classification: queue, priority and type.",
+            render_plugins=[SwaggerRenderPlugin()],
+            path="/docs",
+        ),
+    )

@@ -1,0 +1,97 @@
+"""Request and response bodies of the HTTP API, with the examples shown in the OpenAPI page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+__all__ = [
+    "Alternative",
+    "BatchRequest",
+    "BatchResponse",
+    "Classification",
+    "HeadResult",
+    "ReloadRequest",
+    "TicketRequest",
+]
+
+EXAMPLE_TICKET = {
+    "subject": "VPN drops every few minutes",
+    "body": "Since this morning the VPN client disconnects every five minutes for the whole "
+    "sales team. We cannot reach the CRM. Please help urgently.",
+}
+
+
+class TicketRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """One ticket: the body is required, subject and language are optional."""
+
+    body: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            description="Ticket text, any language.",
+            examples=[EXAMPLE_TICKET["body"]],
+        ),
+    ]
+    subject: (
+        Annotated[
+            str, msgspec.Meta(description="Subject line.", examples=[EXAMPLE_TICKET["subject"]])
+        ]
+        | None
+    ) = None
+    language: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern="^[a-z]{2,3}$",
+                description="ISO 639 code; detected from the text when absent.",
+                examples=["en"],
+            ),
+        ]
+        | None
+    ) = None
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    tickets: Annotated[list[TicketRequest], msgspec.Meta(min_length=1)]
+
+
+class Alternative(msgspec.Struct):
+    label: str
+    probability: float
+
+
+class HeadResult(msgspec.Struct):
+    """The most probable label of one head, its calibrated probability, and runners-up."""
+
+    label: str
+    probability: float
+    alternatives: list[Alternative]
+
+
+class Classification(msgspec.Struct, omit_defaults=True):
+    """Predictions for one ticket. ``queue``, ``priority`` and ``type`` appear when the model
+    has those heads; ``heads`` holds every head, including custom ones."""
+
+    heads: dict[str, HeadResult]
+    language: str
+    language_detected: bool
+    needs_review: bool
+    review_heads: list[str]
+    truncated: bool
+    model: dict[str, str]
+    queue: HeadResult | None = None
+    priority: HeadResult | None = None
+    type: HeadResult | None = None
+
+
+class BatchResponse(msgspec.Struct):
+    results: list[Classification]
+
+
+class ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
+    model_dir: (
+        Annotated[str, msgspec.Meta(description="Bundle folder; the configured one when absent.")]
+        | None
+    ) = None

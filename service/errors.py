@@ -1,0 +1,38 @@
+"""The service's errors, each carrying the HTTP status it maps to (see ``service.api.app``)."""
+
+from __future__ import annotations
+
+__all__ = ["BusyError", "InputError", "ModelLoadError", "ModelNotReadyError", "ServiceError"]
+
+
+class ServiceError(Exception):
+    """Base class; ``status_code`` is the HTTP answer, ``retry_after`` seconds for 503s."""
+
+    status_code = 500
+    retry_after: int | None = None
+
+
+class InputError(ServiceError):
+    """The request is well-formed JSON but its content is out of bounds."""
+
+    status_code = 400
+
+
+class ModelLoadError(ServiceError):
+    """A bundle asked for by a reload is missing or broken; the old model keeps serving."""
+
+    status_code = 422
+
+
+class ModelNotReadyError(ServiceError):
+    """The model is still loading."""
+
+    status_code = 503
+    retry_after = 2
+
+
+class BusyError(ServiceError):
+    """Too many tickets are waiting for the model."""
+
+    status_code = 503
+    retry_after = 1
