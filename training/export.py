@@ -94,12 +94,14 @@ def optimise_graph(source: Path, target: Path, num_heads: int, hidden_size: int)
 def quantize_int8(source: Path, target: Path) -> list[str]:
     """Dynamic INT8 quantisation; returns the nodes kept in fp32.
 
-    Weights are quantised per output channel as unsigned 8-bit. Kept in fp32:
-    the lexical model's tables (sparse, and 8-bit IDF weights would shift every
-    ticket's norm) and each layer's feed-forward output projection, whose GELU
-    input activations have outliers that per-tensor activation quantisation
-    cannot represent: quantising them flipped 6-9 % of a fine-tuned model's
-    predictions, against about 2 % without them.
+    Quantised: the embedding lookup, the attention projections and the attention
+    output, with per-channel unsigned 8-bit weights. Kept in fp32: the lexical
+    model's tables (sparse, and 8-bit IDF weights would shift every ticket's
+    norm) and both feed-forward projections of every layer. Their activations
+    (after layer norm and after GELU) have outliers that per-tensor dynamic
+    activation scales cannot represent: on the 1,631-ticket test split of the
+    default data, quantising them left only 97.5 % of predictions equal to fp32,
+    against 98.8 % with them kept in fp32.
     """
     graph = onnx.load(str(source), load_external_data=False)
     kept = [
@@ -108,7 +110,7 @@ def quantize_int8(source: Path, target: Path) -> list[str]:
         if (node.op_type == "Gather" and node.input[0].startswith("lexical."))
         or (
             node.op_type == "MatMul"
-            and node.name.endswith("/output/dense/MatMul")
+            and node.name.endswith(("/output/dense/MatMul", "/intermediate/dense/MatMul"))
             and "/attention/" not in node.name
         )
     ]
