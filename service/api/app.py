@@ -75,13 +75,13 @@ def _shape(prediction: TicketPrediction) -> Classification:
         for head, p in prediction.heads.items()
     }
     return Classification(
-        heads=heads,
         language=prediction.language,
         language_detected=prediction.language_detected,
         needs_review=prediction.needs_review,
         review_heads=prediction.review_heads,
         truncated=prediction.truncated,
         model={"name": prediction.model_name, "version": prediction.model_version},
+        other_heads={head: result for head, result in heads.items() if head not in STANDARD_HEADS},
         **{head: heads[head] for head in STANDARD_HEADS if head in heads},
     )
 

@@ -71,10 +71,10 @@ class HeadResult(msgspec.Struct):
 
 
 class Classification(msgspec.Struct, omit_defaults=True):
-    """Predictions for one ticket. ``queue``, ``priority`` and ``type`` appear when the model
-    has those heads; ``heads`` holds every head, including custom ones."""
+    """Predictions for one ticket: one object per head. ``queue``, ``priority`` and ``type``
+    appear when the model has those heads; a model trained with other heads answers them
+    in ``other_heads``."""
 
-    heads: dict[str, HeadResult]
     language: str
     language_detected: bool
     needs_review: bool
@@ -84,6 +84,7 @@ class Classification(msgspec.Struct, omit_defaults=True):
     queue: HeadResult | None = None
     priority: HeadResult | None = None
     type: HeadResult | None = None
+    other_heads: dict[str, HeadResult] = msgspec.field(default_factory=dict)
 
 
 class BatchResponse(msgspec.Struct):
