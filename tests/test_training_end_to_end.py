@@ -164,7 +164,7 @@ def test_parity_check_fails_when_the_graph_no_longer_matches(
         check_parity(model, bundle, ["query: the VPN drops every hour"] * 4, 1e-3, 0.0)
 
 
-def test_full_fine_tune_without_cached_layers_updates_word_embeddings(
+def test_full_fine_tune_trains_without_cached_layers(
     tmp_path: Path, tiny_base: Path
 ) -> None:
     config = tiny_config(tmp_path, tiny_base, name="full")
