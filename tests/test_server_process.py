@@ -181,3 +181,20 @@ def test_serving_imports_no_training_libraries() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
 
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_server_refuses_to_start_on_a_broken_bundle(trained: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"name": "half-written"')
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "serve"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=server_environment(broken, free_port()),
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "malformed bundle config" in result.stderr

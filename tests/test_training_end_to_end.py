@@ -164,9 +164,7 @@ def test_parity_check_fails_when_the_graph_no_longer_matches(
         check_parity(model, bundle, ["query: the VPN drops every hour"] * 4, 1e-3, 0.0)
 
 
-def test_full_fine_tune_trains_without_cached_layers(
-    tmp_path: Path, tiny_base: Path
-) -> None:
+def test_full_fine_tune_trains_without_cached_layers(tmp_path: Path, tiny_base: Path) -> None:
     config = tiny_config(tmp_path, tiny_base, name="full")
     config.frozen_layers, config.freeze_embeddings, config.lexical = 0, False, False
     config.epochs, config.export_int8 = 1, False

@@ -54,20 +54,34 @@ class TicketRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
-    tickets: Annotated[list[TicketRequest], msgspec.Meta(min_length=1)]
+    tickets: Annotated[
+        list[TicketRequest],
+        msgspec.Meta(
+            min_length=1, examples=[[EXAMPLE_TICKET, {"body": "Meine Rechnung ist doppelt."}]]
+        ),
+    ]
+
+
+Label = Annotated[str, msgspec.Meta(examples=["Technical Support"])]
+Probability = Annotated[
+    float, msgspec.Meta(ge=0, le=1, description="Calibrated probability.", examples=[0.83])
+]
 
 
 class Alternative(msgspec.Struct):
-    label: str
-    probability: float
+    label: Label
+    probability: Probability
 
 
 class HeadResult(msgspec.Struct):
     """The most probable label of one head, its calibrated probability, and runners-up."""
 
-    label: str
-    probability: float
-    alternatives: list[Alternative]
+    label: Label
+    probability: Probability
+    alternatives: Annotated[
+        list[Alternative],
+        msgspec.Meta(examples=[[{"label": "IT Support", "probability": 0.09}]]),
+    ]
 
 
 class Classification(msgspec.Struct, omit_defaults=True):
@@ -75,12 +89,21 @@ class Classification(msgspec.Struct, omit_defaults=True):
     appear when the model has those heads; a model trained with other heads answers them
     in ``other_heads``."""
 
-    language: str
-    language_detected: bool
-    needs_review: bool
-    review_heads: list[str]
-    truncated: bool
-    model: dict[str, str]
+    language: Annotated[str, msgspec.Meta(examples=["en"])]
+    language_detected: Annotated[
+        bool, msgspec.Meta(description="False when the request gave the language.")
+    ]
+    needs_review: Annotated[
+        bool, msgspec.Meta(description="Some head is below its confidence threshold.")
+    ]
+    review_heads: Annotated[list[str], msgspec.Meta(examples=[["priority"]])]
+    truncated: Annotated[
+        bool, msgspec.Meta(description="The text was cut at the model's maximum length.")
+    ]
+    model: Annotated[
+        dict[str, str],
+        msgspec.Meta(examples=[{"name": "ticket-triage", "version": "2026.12.03-181655"}]),
+    ]
     queue: HeadResult | None = None
     priority: HeadResult | None = None
     type: HeadResult | None = None
