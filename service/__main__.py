@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.inference.bundle import BundleError, ModelBundle
+from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
 from service.settings import Settings, SettingsError
+from service.text import detect_language, ticket_text
 
 __all__ = ["main"]
 
@@ -86,9 +87,6 @@ def _parquet() -> Any:
 def classify_file(settings: Settings, source: Path, output: Path, batch_size: int) -> int:
     """Predict every ticket of a CSV/JSON/JSONL/Parquet file; write its rows with predictions."""
     from tqdm.auto import tqdm
-
-    from service.inference.bundle import TriageRuntime
-    from service.text import detect_language, ticket_text
 
     rows = _read_rows(source)
     if rows and "body" not in rows[0]:

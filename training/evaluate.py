@@ -29,6 +29,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
 from service.text import ticket_text
+from training.data import ColumnMapping, DataError, clean_tickets, load_tickets
 
 __all__ = ["evaluate_bundle", "head_metrics", "main", "plot_confusion", "score_predictions"]
 
@@ -184,8 +185,6 @@ def metrics_table(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.data import ColumnMapping, DataError, clean_tickets, load_tickets
-
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate",
         description=__doc__,

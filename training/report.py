@@ -40,6 +40,7 @@ from training.data import PreparedData
 from training.evaluate import metrics_table, plot_confusion, predict_labels, score_predictions
 from training.export import check_parity, export_onnx, optimise_graph, quantize_int8
 from training.model import TriageModel
+from training.model_card import write_model_card, write_report
 
 __all__ = ["build_bundle"]
 
@@ -262,8 +263,6 @@ def build_bundle(
         "device": device,
     }
     _write_json(staging / "metrics.json", metrics)
-    from training.model_card import write_model_card, write_report
-
     write_report(staging / "report.md", metrics, prepared.statistics, bundle_config)
     write_model_card(staging / "MODEL_CARD.md", metrics, prepared.statistics, bundle_config)
 

@@ -40,6 +40,7 @@ from training.config import ConfigError, TrainConfig
 from training.data import ColumnMapping, DataError, prepare_data, save_statistics
 from training.lexical import LexicalFeatures, LexicalHeads, fit_lexical_heads, lowercase_table
 from training.model import TriageModel
+from training.report import build_bundle
 
 __all__ = ["main", "run_training"]
 
@@ -368,8 +369,6 @@ def split_lexical(logits: np.ndarray, label_counts: Mapping[str, int]) -> dict[s
 
 def run_training(config: TrainConfig, console: Console | None = None) -> Path:
     """The whole chain; returns the bundle folder."""
-    from training.report import build_bundle
-
     console = console or Console()
     started = time.perf_counter()
     seed_everything(config.seed)

@@ -8,6 +8,7 @@ finish on it, new ones go to the new one.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -180,8 +181,6 @@ class TicketClassifier:
         metrics_path = bundle.directory / "metrics.json"
         headline: dict[str, Any] = {}
         if metrics_path.is_file():
-            import json
-
             recorded = json.loads(metrics_path.read_text(encoding="utf-8"))
             variant = self.model.runtime.variant
             test = recorded.get("test", {}).get(variant) or recorded.get("test", {}).get("fp32", {})
