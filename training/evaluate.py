@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
+from service.inference.bundle import BundleError, ModelBundle, RuntimeOutput, TriageRuntime
 from service.text import ticket_text
 from training.data import ColumnMapping, DataError, clean_tickets, load_tickets
 
@@ -103,8 +103,8 @@ def plot_confusion(
 
 def predict_labels(
     runtime: TriageRuntime, frame: pd.DataFrame, batch_size: int = 32
-) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
-    """Predicted label names and calibrated probabilities per head for every row."""
+) -> tuple[dict[str, list[str]], RuntimeOutput]:
+    """Predicted label names per head for every row, and the raw model output."""
     prefix = runtime.bundle.text_prefix
     texts = [
         ticket_text(s, b, prefix) for s, b in zip(frame["subject"], frame["body"], strict=True)
@@ -115,7 +115,7 @@ def predict_labels(
         head: [runtime.bundle.heads[head][i] for i in values.argmax(axis=1)]
         for head, values in probabilities.items()
     }
-    return names, probabilities
+    return names, output
 
 
 def evaluate_bundle(

@@ -198,8 +198,8 @@ def build_bundle(
     # Test split through ONNX Runtime, as served.
     test = prepared.test
     fp32_runtime = TriageRuntime(bundle, "fp32", provider="cpu", threads=config.threads)
-    fp32_names, _ = predict_labels(fp32_runtime, test)
-    raw_logits = fp32_runtime.run(_test_texts(test, QUERY_PREFIX)).logits
+    fp32_names, fp32_output = predict_labels(fp32_runtime, test)
+    raw_logits = fp32_output.logits
     scores = {"fp32": score_predictions(test, fp32_names)}
     int8_agreement = None
     if "int8" in model_files:
