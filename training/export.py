@@ -18,7 +18,7 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
 
-from service.inference.bundle import ModelBundle, TriageRuntime
+from service.inference.bundle import ModelBundle, TriageRuntime, pad_token_ids
 from training.model import TriageModel
 
 __all__ = ["ExportError", "ParityReport", "check_parity", "export_onnx", "quantize_int8"]
@@ -145,14 +145,12 @@ def check_parity(
     ids, _ = runtime.encode(texts)
     onnx_logits, onnx_embeddings = runtime.run_ids(ids)
 
-    input_ids = torch.full((len(ids), max(map(len, ids))), runtime.pad_id, dtype=torch.long)
-    mask = torch.zeros_like(input_ids)
-    for i, row in enumerate(ids):
-        input_ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
+    input_ids, mask = pad_token_ids(ids, runtime.pad_id)
     model = model.cpu().eval()
     with torch.no_grad():
-        torch_outputs = [t.numpy() for t in model(input_ids, mask)]
+        torch_outputs = [
+            t.numpy() for t in model(torch.from_numpy(input_ids), torch.from_numpy(mask))
+        ]
     torch_logits = dict(zip(model.head_names, torch_outputs[:-1], strict=True))
     torch_embeddings = torch_outputs[-1]
 

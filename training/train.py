@@ -33,7 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
-from service.inference.bundle import softmax
+from service.inference.bundle import pad_token_ids, softmax
 from service.text import QUERY_PREFIX, ticket_text
 from training.base_model import BaseModelError, resolve_base_model
 from training.config import ConfigError, TrainConfig
@@ -52,7 +52,6 @@ IGNORE = -100
 class EncodedSplit:
     """Token ids and label indices of one split (labels: head -> (N,), IGNORE where missing)."""
 
-    frame: pd.DataFrame
     ids: list[np.ndarray]
     labels: dict[str, np.ndarray]
 
@@ -107,7 +106,7 @@ def encode_split(
     for head, names in labels.items():
         position = {name: i for i, name in enumerate(names)}
         indices[head] = np.array([position.get(v, IGNORE) for v in frame[head]], dtype=np.int64)
-    return EncodedSplit(frame=frame, ids=ids, labels=indices)
+    return EncodedSplit(ids=ids, labels=indices)
 
 
 def length_grouped_batches(
@@ -131,13 +130,8 @@ def length_grouped_batches(
 
 
 def pad_ids(rows: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    length = max(len(r) for r in rows)
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.from_numpy(row)
-        mask[i, : len(row)] = 1
-    return ids, mask
+    ids, mask = pad_token_ids(rows, pad_id)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def pad_hidden(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

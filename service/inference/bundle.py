@@ -18,7 +18,14 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-__all__ = ["BundleError", "ModelBundle", "RuntimeOutput", "TriageRuntime", "softmax"]
+__all__ = [
+    "BundleError",
+    "ModelBundle",
+    "RuntimeOutput",
+    "TriageRuntime",
+    "pad_token_ids",
+    "softmax",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,19 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     scaled = scaled - scaled.max(axis=-1, keepdims=True)
     exponent = np.exp(scaled)
     return np.asarray(exponent / exponent.sum(axis=-1, keepdims=True))
+
+
+def pad_token_ids(
+    rows: Sequence[Sequence[int] | np.ndarray], pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token id rows into ``input_ids`` and ``attention_mask``, both (B, T) int64."""
+    length = max(len(row) for row in rows)
+    input_ids = np.full((len(rows), length), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(rows), length), dtype=np.int64)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        attention_mask[i, : len(row)] = 1
+    return input_ids, attention_mask
 
 
 @dataclass(frozen=True)
@@ -188,12 +208,7 @@ class TriageRuntime:
 
     def run_ids(self, ids: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """One padded batch through the graph."""
-        length = max(len(row) for row in ids)
-        input_ids = np.full((len(ids), length), self.pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(ids), length), dtype=np.int64)
-        for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = row
-            attention_mask[i, : len(row)] = 1
+        input_ids, attention_mask = pad_token_ids(ids, self.pad_id)
         outputs = self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
         named = dict(zip(self.output_names, outputs, strict=True))
         logits = {head: np.asarray(named[f"logits_{head}"]) for head in self.bundle.heads}
