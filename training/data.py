@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from service.text import clean_text, detect_language
+from service.text import clean_text, detect_language, ticket_text
 
 __all__ = [
     "DEFAULT_HEADS",
@@ -34,6 +34,8 @@ __all__ = [
     "PreparedData",
     "clean_tickets",
     "find_duplicate_groups",
+    "frame_texts",
+    "label_indices",
     "load_tickets",
     "prepare_data",
     "split_tickets",
@@ -42,6 +44,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_HEADS: tuple[str, ...] = ("queue", "priority", "type")
+# Label index of a row without a (known) label; cross-entropy is told to ignore it.
+MISSING_LABEL = -100
 TEXT_FIELDS: tuple[str, ...] = ("subject", "body", "answer", "language", "tags")
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -497,6 +501,17 @@ def prepare_data(
     return PreparedData(
         train=train, validation=validation, test=test, labels=labels, statistics=statistics
     )
+
+
+def frame_texts(frame: pd.DataFrame, prefix: str) -> list[str]:
+    """Each row's model input: ``prefix`` + subject + newline + body."""
+    return [ticket_text(s, b, prefix) for s, b in zip(frame["subject"], frame["body"], strict=True)]
+
+
+def label_indices(frame: pd.DataFrame, head: str, labels: Sequence[str]) -> np.ndarray:
+    """Index of each row's label of ``head`` in ``labels``; ``MISSING_LABEL`` where unknown."""
+    position = {name: i for i, name in enumerate(labels)}
+    return np.array([position.get(v, MISSING_LABEL) for v in frame[head]], dtype=np.int64)
 
 
 def save_statistics(statistics: Mapping[str, Any], path: Path) -> None:

@@ -28,8 +28,7 @@ from rich.table import Table
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from service.inference.bundle import BundleError, ModelBundle, RuntimeOutput, TriageRuntime
-from service.text import ticket_text
-from training.data import ColumnMapping, DataError, clean_tickets, load_tickets
+from training.data import ColumnMapping, DataError, clean_tickets, frame_texts, load_tickets
 
 __all__ = ["evaluate_bundle", "head_metrics", "main", "plot_confusion", "score_predictions"]
 
@@ -105,11 +104,7 @@ def predict_labels(
     runtime: TriageRuntime, frame: pd.DataFrame, batch_size: int = 32
 ) -> tuple[dict[str, list[str]], RuntimeOutput]:
     """Predicted label names per head for every row, and the raw model output."""
-    prefix = runtime.bundle.text_prefix
-    texts = [
-        ticket_text(s, b, prefix) for s, b in zip(frame["subject"], frame["body"], strict=True)
-    ]
-    output = runtime.run(texts, batch_size=batch_size)
+    output = runtime.run(frame_texts(frame, runtime.bundle.text_prefix), batch_size=batch_size)
     probabilities = runtime.probabilities(output.logits)
     names = {
         head: [runtime.bundle.heads[head][i] for i in values.argmax(axis=1)]

@@ -26,17 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
 from service.inference.bundle import ModelBundle, TriageRuntime, softmax
-from service.text import QUERY_PREFIX, ticket_text
+from service.text import QUERY_PREFIX
 from training.baseline import fit_baseline
 from training.calibration import expected_calibration_error, fit_temperature, plot_reliability
 from training.config import TrainConfig
-from training.data import PreparedData
+from training.data import PreparedData, frame_texts, label_indices
 from training.evaluate import metrics_table, plot_confusion, predict_labels, score_predictions
 from training.export import check_parity, export_onnx, optimise_graph, quantize_int8
 from training.model import TriageModel
@@ -89,15 +88,6 @@ def _provenance(config: TrainConfig, base_model: str) -> dict[str, Any]:
     }
 
 
-def _test_texts(frame: pd.DataFrame, prefix: str) -> list[str]:
-    return [ticket_text(s, b, prefix) for s, b in zip(frame["subject"], frame["body"], strict=True)]
-
-
-def _label_indices(frame: pd.DataFrame, head: str, labels: list[str]) -> np.ndarray:
-    position = {name: i for i, name in enumerate(labels)}
-    return np.array([position.get(v, -1) for v in frame[head]])
-
-
 def _int8_agreement(
     fp32: Mapping[str, list[str]], int8: Mapping[str, list[str]]
 ) -> dict[str, float]:
@@ -131,12 +121,7 @@ def build_bundle(
     heads = list(model.head_names)
 
     # Temperatures from validation: they turn the graph's logits into calibrated probabilities.
-    temperatures = {
-        h: fit_temperature(
-            validation_logits[h], np.where(validation_labels[h] >= 0, validation_labels[h], -1)
-        )
-        for h in heads
-    }
+    temperatures = {h: fit_temperature(validation_logits[h], validation_labels[h]) for h in heads}
 
     # Export, fuse, quantise.
     raw_path = run_dir / "model.raw.onnx"
@@ -190,7 +175,7 @@ def build_bundle(
 
     # Parity: the graphs must reproduce PyTorch before anything is measured on them.
     bundle = ModelBundle.load(staging)
-    parity_texts = _test_texts(prepared.test.head(PARITY_SAMPLE), QUERY_PREFIX)
+    parity_texts = frame_texts(prepared.test.head(PARITY_SAMPLE), QUERY_PREFIX)
     parity = check_parity(
         model, bundle, parity_texts, config.parity_tolerance, config.int8_min_agreement
     )
@@ -212,7 +197,7 @@ def build_bundle(
     # Calibration before and after temperature scaling, on the test split.
     calibration = {}
     for head in heads:
-        labels = _label_indices(test, head, prepared.labels[head])
+        labels = label_indices(test, head, prepared.labels[head])
         before = softmax(raw_logits[head])
         after = softmax(raw_logits[head], temperatures[head])
         calibration[head] = {
@@ -235,11 +220,11 @@ def build_bundle(
         )
 
     # Baseline on the same split: word TF-IDF + logistic regression per head.
-    train_texts = _test_texts(prepared.train, "")
-    test_texts = _test_texts(test, "")
+    train_texts = frame_texts(prepared.train, "")
+    test_texts = frame_texts(test, "")
     baseline_names = {}
     for head in heads:
-        labels = _label_indices(prepared.train, head, prepared.labels[head])
+        labels = label_indices(prepared.train, head, prepared.labels[head])
         pipeline = fit_baseline(train_texts, labels, seed=config.seed)
         baseline_names[head] = [prepared.labels[head][i] for i in pipeline.predict(test_texts)]
     baseline = score_predictions(test, baseline_names)

@@ -34,10 +34,18 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
 from service.inference.bundle import pad_token_ids, softmax
-from service.text import QUERY_PREFIX, ticket_text
+from service.text import QUERY_PREFIX
 from training.base_model import BaseModelError, resolve_base_model
 from training.config import ConfigError, TrainConfig
-from training.data import ColumnMapping, DataError, prepare_data, save_statistics
+from training.data import (
+    MISSING_LABEL,
+    ColumnMapping,
+    DataError,
+    frame_texts,
+    label_indices,
+    prepare_data,
+    save_statistics,
+)
 from training.lexical import LexicalFeatures, LexicalHeads, fit_lexical_heads, lowercase_table
 from training.model import TriageModel
 from training.report import build_bundle
@@ -45,12 +53,11 @@ from training.report import build_bundle
 __all__ = ["main", "run_training"]
 
 logger = logging.getLogger(__name__)
-IGNORE = -100
 
 
 @dataclass
 class EncodedSplit:
-    """Token ids and label indices of one split (labels: head -> (N,), IGNORE where missing)."""
+    """Token ids and label indices (head -> (N,), MISSING_LABEL where absent) of a split."""
 
     ids: list[np.ndarray]
     labels: dict[str, np.ndarray]
@@ -98,15 +105,11 @@ def special_token_ids(tokenizer: Tokenizer) -> list[int]:
 def encode_split(
     frame: pd.DataFrame, tokenizer: Tokenizer, labels: Mapping[str, list[str]], prefix: str
 ) -> EncodedSplit:
-    texts = [
-        ticket_text(s, b, prefix) for s, b in zip(frame["subject"], frame["body"], strict=True)
-    ]
-    ids = [np.array(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(texts)]
-    indices = {}
-    for head, names in labels.items():
-        position = {name: i for i, name in enumerate(names)}
-        indices[head] = np.array([position.get(v, IGNORE) for v in frame[head]], dtype=np.int64)
-    return EncodedSplit(ids=ids, labels=indices)
+    encodings = tokenizer.encode_batch(frame_texts(frame, prefix))
+    ids = [np.array(e.ids, dtype=np.int64) for e in encodings]
+    return EncodedSplit(
+        ids=ids, labels={h: label_indices(frame, h, names) for h, names in labels.items()}
+    )
 
 
 def length_grouped_batches(
@@ -239,7 +242,7 @@ def train_encoder(
     losses = {
         h: nn.CrossEntropyLoss(
             weight=class_weights(train.split.labels[h], n, config.class_weight_power).to(device),
-            ignore_index=IGNORE,
+            ignore_index=MISSING_LABEL,
         )
         for h, n in model.label_counts.items()
     }
