@@ -69,6 +69,20 @@ class LoadedModel:
     runtime: TriageRuntime
     loaded_at: float
     load_seconds: float
+    test_metrics: dict[str, dict[str, float]]
+
+
+def headline_metrics(bundle: ModelBundle, variant: str) -> dict[str, dict[str, float]]:
+    """Test accuracy and macro-F1 per head from the bundle's metrics.json, if it has one."""
+    metrics_path = bundle.directory / "metrics.json"
+    if not metrics_path.is_file():
+        return {}
+    recorded = json.loads(metrics_path.read_text(encoding="utf-8")).get("test", {})
+    test = recorded.get(variant) or recorded.get("fp32", {})
+    return {
+        head: {"accuracy": values["accuracy"], "macro_f1": values["macro_f1"]}
+        for head, values in test.items()
+    }
 
 
 def load_model(settings: Settings, model_dir: Path) -> LoadedModel:
@@ -89,7 +103,7 @@ def load_model(settings: Settings, model_dir: Path) -> LoadedModel:
         ", ".join(f"{len(labels)} {head} labels" for head, labels in bundle.heads.items()),
         runtime.provider,
     )
-    return LoadedModel(bundle, runtime, time.time(), elapsed)
+    return LoadedModel(bundle, runtime, time.time(), elapsed, headline_metrics(bundle, variant))
 
 
 class TicketClassifier:
@@ -178,16 +192,6 @@ class TicketClassifier:
         if self.model is None:
             raise RuntimeError("the model is still loading")
         bundle = self.model.bundle
-        metrics_path = bundle.directory / "metrics.json"
-        headline: dict[str, Any] = {}
-        if metrics_path.is_file():
-            recorded = json.loads(metrics_path.read_text(encoding="utf-8"))
-            variant = self.model.runtime.variant
-            test = recorded.get("test", {}).get(variant) or recorded.get("test", {}).get("fp32", {})
-            headline = {
-                head: {"accuracy": values["accuracy"], "macro_f1": values["macro_f1"]}
-                for head, values in test.items()
-            }
         return {
             "name": bundle.name,
             "version": bundle.version,
@@ -197,6 +201,6 @@ class TicketClassifier:
             "heads": bundle.heads,
             "temperatures": bundle.temperatures,
             "max_length": bundle.max_length,
-            "test_metrics": headline,
+            "test_metrics": self.model.test_metrics,
             "loaded_at": self.model.loaded_at,
         }
