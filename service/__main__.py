@@ -1,21 +1,27 @@
-"""Command line: ``python -m service serve`` and ``python -m service classify``.
+"""Command line of the service.
 
 python -m service serve                          # settings from TRIAGE_* variables
 python -m service classify tickets.csv -o predictions.csv
+python -m service knowledge import resolved.csv --column-mapping data/mappings/zammad.yaml
+python -m service knowledge stats
+python -m service knowledge rebuild              # rebuild the vector index from the database
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
+from service.columns import ColumnMapping, DataError
+from service.files import FileFormatError, read_rows, write_rows
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
+from service.knowledge import BundleEmbedder, Embedder, KnowledgeBase, UniversalSentenceEncoder
+from service.knowledge.importer import import_files
 from service.settings import Settings, SettingsError
+from service.storage import StorageError, create_database_engine, upgrade_schema
 from service.text import detect_language, ticket_text
 
 __all__ = ["main"]
@@ -28,7 +34,11 @@ def serve(settings: Settings) -> int:
 
     from service.api.app import create_app
 
-    ModelBundle.load(settings.model_dir)  # refuse to start on a missing or broken bundle
+    # Refuse to start on a missing or broken bundle or an unreachable database.
+    ModelBundle.load(settings.model_dir)
+    engine = create_database_engine(settings.resolved_database_url)
+    upgrade_schema(engine)
+    engine.dispose()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -39,56 +49,11 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def _read_rows(source: Path) -> list[dict[str, Any]]:
-    suffix = source.suffix.lower()
-    if suffix == ".csv":
-        with source.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-    if suffix == ".jsonl":
-        with source.open(encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    if suffix == ".json":
-        rows = json.loads(source.read_text(encoding="utf-8"))
-        if not isinstance(rows, list):
-            raise SettingsError(f"{source}: expected a JSON list of tickets")
-        return rows
-    if suffix == ".parquet":
-        return _parquet().read_table(source).to_pylist()
-    raise SettingsError(f"{source}: expected a .csv, .json, .jsonl or .parquet file")
-
-
-def _write_rows(rows: list[dict[str, Any]], output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    suffix = output.suffix.lower()
-    if suffix == ".csv":
-        with output.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
-            writer.writeheader()
-            writer.writerows(rows)
-    elif suffix == ".jsonl":
-        with output.open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    elif suffix == ".parquet":
-        import pyarrow as pa
-
-        _parquet().write_table(pa.Table.from_pylist(rows), output)
-    else:
-        raise SettingsError(f"{output}: expected a .csv, .jsonl or .parquet output file")
-
-
-def _parquet() -> Any:
-    try:
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise SettingsError("Parquet files need pyarrow: pip install pyarrow") from exc
-    return pyarrow.parquet
-
-
 def classify_file(settings: Settings, source: Path, output: Path, batch_size: int) -> int:
     """Predict every ticket of a CSV/JSON/JSONL/Parquet file; write its rows with predictions."""
     from tqdm.auto import tqdm
 
-    rows = _read_rows(source)
+    rows = read_rows(source)
     if rows and "body" not in rows[0]:
         raise SettingsError(f"{source}: expected a 'body' column, found {list(rows[0])}")
     bundle = ModelBundle.load(settings.model_dir)
@@ -109,8 +74,50 @@ def classify_file(settings: Settings, source: Path, output: Path, batch_size: in
                 row[f"predicted_{head}"] = bundle.heads[head][int(values[index].argmax())]
                 row[f"{head}_probability"] = round(float(values[index].max()), 4)
             row["detected_language"] = detect_language(texts[index][len(bundle.text_prefix) :])[0]
-    _write_rows(rows, output)
+    write_rows(rows, output)
     logger.info("wrote %d predictions to %s", len(rows), output)
+    return 0
+
+
+def open_knowledge_base(settings: Settings) -> KnowledgeBase:
+    """The knowledge base as the server would open it, for command-line work."""
+    engine = create_database_engine(settings.resolved_database_url)
+    upgrade_schema(engine)
+    embedder: Embedder
+    if settings.knowledge.embedder == "bundle":
+        bundle = ModelBundle.load(settings.model_dir)
+        embedder = BundleEmbedder.for_bundle(bundle, settings.provider, settings.threads or None)
+    else:
+        embedder = UniversalSentenceEncoder()
+    base = KnowledgeBase(engine, embedder, settings.knowledge_index_dir, settings.knowledge)
+    base.open(progress=True)
+    return base
+
+
+def knowledge_command(settings: Settings, args: argparse.Namespace) -> int:
+    base = open_knowledge_base(settings)
+    if args.action == "import":
+        mapping = (
+            ColumnMapping.from_yaml(args.column_mapping)
+            if args.column_mapping
+            else ColumnMapping.default()
+        ).with_overrides(args.column)
+        summary = import_files(
+            base,
+            args.sources,
+            mapping,
+            source_system=args.source_system,
+            batch_size=args.batch_size,
+        )
+        base.save()
+        sys.stdout.write(summary.line() + "\n")
+    elif args.action == "rebuild":
+        base.index = base.rebuild(progress=True)
+        base.sync()
+        base.save()
+        sys.stdout.write(f"rebuilt the index: {len(base.index)} vectors\n")
+    else:
+        sys.stdout.write(json.dumps(base.statistics(), indent=2, ensure_ascii=False) + "\n")
     return 0
 
 
@@ -130,6 +137,24 @@ def main(argv: list[str] | None = None) -> int:
     classify_parser.add_argument("-o", "--output", type=Path, required=True)
     classify_parser.add_argument("--model-dir", type=Path, help="overrides TRIAGE_MODEL_DIR")
     classify_parser.add_argument("--batch-size", type=int, default=32)
+    knowledge_parser = commands.add_parser("knowledge", help="manage the knowledge base")
+    actions = knowledge_parser.add_subparsers(dest="action", required=True)
+    import_parser = actions.add_parser("import", help="import resolved tickets from files")
+    import_parser.add_argument("sources", type=Path, nargs="+", help="CSV, TSV, JSON(L), Parquet")
+    import_parser.add_argument("--column-mapping", type=Path, help="YAML, see data/mappings/")
+    import_parser.add_argument(
+        "--column",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="map one field, e.g. answer=resolution_text (repeatable)",
+    )
+    import_parser.add_argument(
+        "--source-system", help="stored with each entry (default: file name)"
+    )
+    import_parser.add_argument("--batch-size", type=int, default=128)
+    actions.add_parser("stats", help="entries per language and queue, index state")
+    actions.add_parser("rebuild", help="rebuild the vector index from the stored vectors")
     args = parser.parse_args(argv)
 
     overrides = {
@@ -143,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.command == "serve":
             return serve(settings)
+        if args.command == "knowledge":
+            return knowledge_command(settings, args)
         return classify_file(settings, args.source, args.output, args.batch_size)
-    except (SettingsError, BundleError) as exc:
+    except (SettingsError, BundleError, FileFormatError, DataError, StorageError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
 

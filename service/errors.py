@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["BusyError", "InputError", "ModelLoadError", "ModelNotReadyError", "ServiceError"]
+__all__ = [
+    "BusyError",
+    "InputError",
+    "KnowledgeNotReadyError",
+    "ModelLoadError",
+    "ModelNotReadyError",
+    "NotFoundError",
+    "ServiceError",
+]
 
 
 class ServiceError(Exception):
@@ -16,6 +24,12 @@ class InputError(ServiceError):
     """The request is well-formed JSON but its content is out of bounds."""
 
     status_code = 400
+
+
+class NotFoundError(ServiceError):
+    """The request names something that does not exist."""
+
+    status_code = 404
 
 
 class ModelLoadError(ServiceError):
@@ -36,3 +50,10 @@ class BusyError(ServiceError):
 
     status_code = 503
     retry_after = 1
+
+
+class KnowledgeNotReadyError(ServiceError):
+    """The knowledge base is still opening, or embedding its entries for a new model."""
+
+    status_code = 503
+    retry_after = 5

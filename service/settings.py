@@ -1,8 +1,10 @@
-"""Service settings: one typed object, read once from ``TRIAGE_``-prefixed variables.
+"""Service settings: typed objects, read once from ``TRIAGE_``-prefixed variables.
 
-Every field is validated when the object is built, so a bad value stops the
-server at start-up with a message naming the variable, instead of failing on
-the first request.
+``Settings`` holds how the service runs and, per concern, nested objects with
+prefixes of their own (``KnowledgeSettings``: ``TRIAGE_KNOWLEDGE_*``). Every
+field is validated when the object is built, so a bad value stops the server
+at start-up with a message naming the variable, instead of failing on the first
+request.
 """
 
 from __future__ import annotations
@@ -12,21 +14,111 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
-__all__ = ["PREFIX", "Settings", "SettingsError"]
+__all__ = ["PREFIX", "KnowledgeSettings", "Settings", "SettingsError"]
 
 PREFIX = "TRIAGE_"
 PROVIDERS = ("auto", "cpu", "cuda")
 VARIANTS = ("fp32", "int8")
+EMBEDDERS = ("bundle", "use")
+INDEX_DTYPES = ("f32", "f16", "i8")
 
 
 class SettingsError(ValueError):
     """A setting is missing or out of range; the message names the variable."""
 
 
+class EnvironmentSettings:
+    """Reading and checking of a frozen settings dataclass from prefixed variables."""
+
+    prefix: ClassVar[str] = PREFIX
+
+    def _check(self, checks: list[tuple[bool, str]]) -> None:
+        """Raise for the first failed ``(ok, "FIELD: expected ...")`` pair."""
+        for ok, message in checks:
+            if not ok:
+                name, _, expected = message.partition(": ")
+                found = getattr(self, name.lower())
+                raise SettingsError(f"{self.prefix}{name}: {expected}, found {found!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Build from prefixed variables (``os.environ`` by default), then ``overrides``.
+
+        Mappings take ``key=value`` pairs separated by commas, e.g. ``queue=0.6,priority=0.5``.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if item.name in overrides:
+                continue
+            default = _default_of(item)
+            if isinstance(default, EnvironmentSettings):
+                values[item.name] = type(default).from_env(environ)
+                continue
+            raw = environ.get(cls.prefix + item.name.upper())
+            if raw is not None:
+                values[item.name] = _parse(cls.prefix + item.name.upper(), raw, default)
+        values.update(overrides)
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class Settings:
+class KnowledgeSettings(EnvironmentSettings):
+    """The knowledge base and suggestions; each field is ``TRIAGE_KNOWLEDGE_<NAME>``."""
+
+    prefix: ClassVar[str] = PREFIX + "KNOWLEDGE_"
+
+    #: ``use`` (multilingual Universal Sentence Encoder, independent of the classifier) or
+    #: ``bundle`` (the served bundle's embedding output; every entry is embedded again
+    #: when another bundle is loaded).
+    embedder: str = "use"
+    #: Folder of the vector index; ``<TRIAGE_DATA_DIR>/knowledge-index`` when empty.
+    index_dir: Path | None = None
+    #: Vector precision in the index: ``f16`` (default), ``f32`` or ``i8``.
+    index_dtype: str = "f16"
+    #: HNSW graph degree; higher is more accurate, bigger and slower to build.
+    index_connectivity: int = 16
+    #: HNSW candidate list while searching; higher is more accurate and slower.
+    index_expansion_search: int = 64
+    #: Suggestions returned when a request does not say how many.
+    default_k: int = 5
+    #: Most suggestions one request may ask for.
+    max_k: int = 50
+    #: Most entries in one ``POST /v1/knowledge``.
+    max_entries_per_request: int = 256
+    #: Word overlap (Jaccard of word unigrams and bigrams) from which two suggestions count
+    #: as near-identical and are shown as one.
+    duplicate_overlap: float = 0.8
+    #: A filter leaving at most this many entries is searched exactly, not approximately.
+    exact_search_limit: int = 20_000
+    #: Seconds between saves of the index to disk (it is also saved at shutdown; what a
+    #: crash loses is replayed from the database's change log at the next start).
+    save_interval_s: float = 30.0
+    #: Seconds between checks for writes by other processes (``knowledge import``).
+    sync_interval_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                (self.embedder in EMBEDDERS, f"EMBEDDER: expected one of {EMBEDDERS}"),
+                (self.index_dtype in INDEX_DTYPES, f"INDEX_DTYPE: expected one of {INDEX_DTYPES}"),
+                (4 <= self.index_connectivity <= 128, "INDEX_CONNECTIVITY: expected 4..128"),
+                (8 <= self.index_expansion_search <= 4096, "INDEX_EXPANSION_SEARCH: 8..4096"),
+                (1 <= self.max_k <= 1000, "MAX_K: expected 1..1000"),
+                (1 <= self.default_k <= self.max_k, "DEFAULT_K: expected 1..MAX_K"),
+                (self.max_entries_per_request >= 1, "MAX_ENTRIES_PER_REQUEST: expected >= 1"),
+                (0 < self.duplicate_overlap <= 1, "DUPLICATE_OVERLAP: expected 0 < x <= 1"),
+                (self.exact_search_limit >= 0, "EXACT_SEARCH_LIMIT: expected 0 or more"),
+                (self.save_interval_s > 0, "SAVE_INTERVAL_S: expected more than 0"),
+                (self.sync_interval_s > 0, "SYNC_INTERVAL_S: expected more than 0"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Settings(EnvironmentSettings):
     """How the service runs. Each field is set by ``TRIAGE_<FIELD NAME IN CAPITALS>``."""
 
     #: Model bundle folder, as written by ``make train``.
@@ -59,69 +151,62 @@ class Settings:
     )
     #: Threshold for heads not named in ``confidence_thresholds``.
     default_confidence_threshold: float = 0.5
+    #: Folder for the embedded database and the vector index.
+    data_dir: Path = Path("var")
+    #: SQLAlchemy URL of the database, e.g. ``postgresql://triage@db:5432/triage``;
+    #: a SQLite file in ``data_dir`` when empty.
+    database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
 
     def __post_init__(self) -> None:
-        checks: list[tuple[bool, str]] = [
-            (self.model_variant in VARIANTS, f"MODEL_VARIANT: expected one of {VARIANTS}"),
-            (self.provider in PROVIDERS, f"PROVIDER: expected one of {PROVIDERS}"),
-            (self.threads >= 0, "THREADS: expected 0 or more"),
-            (1 <= self.max_batch_size <= 512, "MAX_BATCH_SIZE: expected 1..512"),
-            (0 <= self.max_batch_wait_ms <= 1000, "MAX_BATCH_WAIT_MS: expected 0..1000"),
-            (self.max_queue_size >= 1, "MAX_QUEUE_SIZE: expected 1 or more"),
-            (self.max_text_chars >= 1, "MAX_TEXT_CHARS: expected 1 or more"),
-            (self.max_batch_request >= 1, "MAX_BATCH_REQUEST: expected 1 or more"),
-            (self.max_body_bytes >= 1024, "MAX_BODY_BYTES: expected 1024 or more"),
-            (0 <= self.top_alternatives <= 20, "TOP_ALTERNATIVES: expected 0..20"),
-            (
-                all(0 <= v <= 1 for v in self.confidence_thresholds.values()),
-                "CONFIDENCE_THRESHOLDS: expected probabilities between 0 and 1",
-            ),
-            (0 <= self.default_confidence_threshold <= 1, "DEFAULT_CONFIDENCE_THRESHOLD: 0..1"),
-            (1 <= self.port <= 65535, "PORT: expected 1..65535"),
-            (
-                self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
-                "LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                name, _, expected = message.partition(": ")
-                found = getattr(self, name.lower())
-                raise SettingsError(f"{PREFIX}{name}: {expected}, found {found!r}")
+        self._check(
+            [
+                (self.model_variant in VARIANTS, f"MODEL_VARIANT: expected one of {VARIANTS}"),
+                (self.provider in PROVIDERS, f"PROVIDER: expected one of {PROVIDERS}"),
+                (self.threads >= 0, "THREADS: expected 0 or more"),
+                (1 <= self.max_batch_size <= 512, "MAX_BATCH_SIZE: expected 1..512"),
+                (0 <= self.max_batch_wait_ms <= 1000, "MAX_BATCH_WAIT_MS: expected 0..1000"),
+                (self.max_queue_size >= 1, "MAX_QUEUE_SIZE: expected 1 or more"),
+                (self.max_text_chars >= 1, "MAX_TEXT_CHARS: expected 1 or more"),
+                (self.max_batch_request >= 1, "MAX_BATCH_REQUEST: expected 1 or more"),
+                (self.max_body_bytes >= 1024, "MAX_BODY_BYTES: expected 1024 or more"),
+                (0 <= self.top_alternatives <= 20, "TOP_ALTERNATIVES: expected 0..20"),
+                (
+                    all(0 <= v <= 1 for v in self.confidence_thresholds.values()),
+                    "CONFIDENCE_THRESHOLDS: expected probabilities between 0 and 1",
+                ),
+                (0 <= self.default_confidence_threshold <= 1, "DEFAULT_CONFIDENCE_THRESHOLD: 0..1"),
+                (1 <= self.port <= 65535, "PORT: expected 1..65535"),
+                (
+                    self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
+                    "LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR",
+                ),
+            ]
+        )
 
     def threshold(self, head: str) -> float:
         return float(self.confidence_thresholds.get(head, self.default_confidence_threshold))
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build from ``TRIAGE_*`` variables (``os.environ`` by default), then ``overrides``.
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'triage.db'}"
 
-        ``TRIAGE_CONFIDENCE_THRESHOLDS`` takes ``head=probability`` pairs separated by
-        commas, e.g. ``queue=0.6,priority=0.5``.
-        """
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for item in dataclasses.fields(cls):
-            raw = environ.get(PREFIX + item.name.upper())
-            if raw is None:
-                continue
-            values[item.name] = _parse(item.name, raw, cls._default_of(item))
-        values.update(overrides)
-        return cls(**values)
-
-    @staticmethod
-    def _default_of(item: dataclasses.Field[Any]) -> Any:
-        if item.default is not dataclasses.MISSING:
-            return item.default
-        assert item.default_factory is not dataclasses.MISSING
-        return item.default_factory()
+    @property
+    def knowledge_index_dir(self) -> Path:
+        return self.knowledge.index_dir or self.data_dir / "knowledge-index"
 
 
-def _parse(name: str, raw: str, default: Any) -> Any:
-    variable = PREFIX + name.upper()
+def _default_of(item: dataclasses.Field[Any]) -> Any:
+    if item.default is not dataclasses.MISSING:
+        return item.default
+    assert item.default_factory is not dataclasses.MISSING
+    return item.default_factory()
+
+
+def _parse(variable: str, raw: str, default: Any) -> Any:
     try:
         if isinstance(default, bool):
             return raw.strip().lower() in ("1", "true", "yes", "on")
@@ -129,8 +214,8 @@ def _parse(name: str, raw: str, default: Any) -> Any:
             return int(raw)
         if isinstance(default, float):
             return float(raw)
-        if isinstance(default, Path):
-            return Path(raw).expanduser()
+        if isinstance(default, Path) or (default is None and variable.endswith("_DIR")):
+            return Path(raw).expanduser() if raw.strip() else default
         if isinstance(default, Mapping):
             pairs = (part.split("=", 1) for part in raw.split(",") if part.strip())
             return {key.strip(): float(value) for key, value in pairs}

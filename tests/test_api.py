@@ -21,8 +21,10 @@ from training.evaluate import predict_labels
 TICKET = {"subject": "VPN down", "body": "The VPN drops every five minutes since this morning."}
 
 
-def settings_for(bundle: Path, **overrides: Any) -> Settings:
-    return Settings(model_dir=bundle, provider="cpu", model_variant="fp32", **overrides)
+def settings_for(bundle: Path, data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(
+        model_dir=bundle, data_dir=data_dir, provider="cpu", model_variant="fp32", **overrides
+    )
 
 
 def wait_ready(client: TestClient[Any]) -> None:
@@ -34,8 +36,9 @@ def wait_ready(client: TestClient[Any]) -> None:
 
 
 @pytest.fixture
-def client(trained: Path) -> Iterator[TestClient[Any]]:
-    with TestClient(create_app(settings_for(trained, max_batch_request=4))) as test_client:
+def client(trained: Path, tmp_path: Path) -> Iterator[TestClient[Any]]:
+    settings = settings_for(trained, tmp_path, max_batch_request=4)
+    with TestClient(create_app(settings)) as test_client:
         wait_ready(test_client)
         yield test_client
 
@@ -189,15 +192,15 @@ def test_empty_batch_gets_400(client: TestClient[Any]) -> None:
     assert client.post("/v1/classify/batch", json={"tickets": []}).status_code == 400
 
 
-def test_oversized_body_gets_413(trained: Path) -> None:
-    with TestClient(create_app(settings_for(trained, max_body_bytes=2048))) as small:
+def test_oversized_body_gets_413(trained: Path, tmp_path: Path) -> None:
+    with TestClient(create_app(settings_for(trained, tmp_path, max_body_bytes=2048))) as small:
         answer = small.post("/v1/classify", json={"body": "y" * 4096})
 
     assert answer.status_code == 413
 
 
-def test_full_queue_answers_503_with_retry_after(trained: Path) -> None:
-    settings = settings_for(trained, max_queue_size=2)
+def test_full_queue_answers_503_with_retry_after(trained: Path, tmp_path: Path) -> None:
+    settings = settings_for(trained, tmp_path, max_queue_size=2)
     with TestClient(create_app(settings)) as test_client:
         wait_ready(test_client)
         answer = test_client.post("/v1/classify/batch", json={"tickets": [TICKET] * 3})

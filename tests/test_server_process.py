@@ -27,10 +27,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server_environment(bundle: Path, port: int) -> dict[str, str]:
+def server_environment(bundle: Path, port: int, data_dir: Path) -> dict[str, str]:
     return {
         **os.environ,
         "TRIAGE_MODEL_DIR": str(bundle),
+        "TRIAGE_DATA_DIR": str(data_dir),
         "TRIAGE_PORT": str(port),
         "TRIAGE_PROVIDER": "cpu",
         "TRIAGE_MODEL_VARIANT": "fp32",
@@ -40,12 +41,12 @@ def server_environment(bundle: Path, port: int) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(trained: Path) -> Iterator[str]:
+def server(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve"],
         cwd=ROOT,
-        env=server_environment(trained, port),
+        env=server_environment(trained, port, tmp_path_factory.mktemp("server-data")),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -115,7 +116,7 @@ def test_server_refuses_to_start_on_a_missing_bundle(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=server_environment(tmp_path / "missing", free_port()),
+        env=server_environment(tmp_path / "missing", free_port(), tmp_path),
         timeout=60,
     )
 
@@ -123,8 +124,11 @@ def test_server_refuses_to_start_on_a_missing_bundle(tmp_path: Path) -> None:
     assert "expected a model bundle" in result.stderr
 
 
-def test_server_refuses_a_bad_setting(trained: Path) -> None:
-    environment = {**server_environment(trained, free_port()), "TRIAGE_MAX_BATCH_SIZE": "0"}
+def test_server_refuses_a_bad_setting(trained: Path, tmp_path: Path) -> None:
+    environment = {
+        **server_environment(trained, free_port(), tmp_path),
+        "TRIAGE_MAX_BATCH_SIZE": "0",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "service", "serve"],
         cwd=ROOT,
@@ -156,7 +160,7 @@ def test_classify_command_writes_predictions_next_to_each_row(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=server_environment(trained, free_port()),
+        env=server_environment(trained, free_port(), tmp_path),
         timeout=120,
     )
 
@@ -192,7 +196,7 @@ def test_server_refuses_to_start_on_a_broken_bundle(trained: Path, tmp_path: Pat
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=server_environment(broken, free_port()),
+        env=server_environment(broken, free_port(), tmp_path),
         timeout=60,
     )
 

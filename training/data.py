@@ -12,19 +12,19 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
+from service.columns import DEFAULT_HEADS, ColumnMapping, DataError
 from service.text import clean_text, detect_language, ticket_text
 
 __all__ = [
@@ -43,93 +43,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HEADS: tuple[str, ...] = ("queue", "priority", "type")
 # Label index of a row without a (known) label; cross-entropy is told to ignore it.
 MISSING_LABEL = -100
-TEXT_FIELDS: tuple[str, ...] = ("subject", "body", "answer", "language", "tags")
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-
-class DataError(ValueError):
-    """The data cannot be used as given; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class ColumnMapping:
-    """Which source column feeds which field, and how raw label values are renamed.
-
-    Each field names one or more candidate columns; the first one present in a
-    file is used, so one mapping can serve exports whose headers differ slightly.
-    ``values`` maps, per label head, raw values (matched case-insensitively) to
-    the label the model should learn, e.g. ``{"priority": {"3 high": "high"}}``.
-    """
-
-    fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-
-    @classmethod
-    def default(cls, heads: Sequence[str] = DEFAULT_HEADS) -> ColumnMapping:
-        fields = {name: (name,) for name in (*TEXT_FIELDS, *heads)}
-        return cls(fields=fields)
-
-    @classmethod
-    def from_yaml(cls, path: Path, heads: Sequence[str] = DEFAULT_HEADS) -> ColumnMapping:
-        """Read ``columns:`` and ``values:`` from a YAML file (see ``data/mappings/``)."""
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise DataError(f"cannot read column mapping {path}: {exc}") from exc
-        if not isinstance(raw, dict) or not set(raw) <= {"columns", "values"}:
-            raise DataError(
-                f"column mapping {path}: expected a mapping with keys 'columns' and 'values', "
-                f"found {sorted(raw) if isinstance(raw, dict) else type(raw).__name__}"
-            )
-        mapping = cls.default(heads)
-        return mapping.with_columns(raw.get("columns") or {}).with_values(raw.get("values") or {})
-
-    def with_columns(self, columns: Mapping[str, str | Sequence[str]]) -> ColumnMapping:
-        fields = dict(self.fields)
-        for name, source in columns.items():
-            candidates = (source,) if isinstance(source, str) else tuple(source)
-            if not candidates or not all(isinstance(c, str) and c for c in candidates):
-                raise DataError(
-                    f"column mapping for {name!r}: expected column names, found {source!r}"
-                )
-            fields[name] = candidates
-        return ColumnMapping(fields=fields, values=self.values)
-
-    def with_values(self, values: Mapping[str, Mapping[Any, Any]]) -> ColumnMapping:
-        merged = {head: dict(mapping) for head, mapping in self.values.items()}
-        for head, mapping in values.items():
-            if not isinstance(mapping, Mapping):
-                raise DataError(
-                    f"value mapping for {head!r}: expected raw: label pairs, found {mapping!r}"
-                )
-            merged.setdefault(head, {}).update(
-                {str(raw).strip().casefold(): str(label).strip() for raw, label in mapping.items()}
-            )
-        return ColumnMapping(fields=self.fields, values=merged)
-
-    def with_overrides(self, overrides: Iterable[str]) -> ColumnMapping:
-        """Apply ``field=column`` flags from the command line."""
-        columns: dict[str, str] = {}
-        for item in overrides:
-            name, sep, column = item.partition("=")
-            if not sep or not name or not column:
-                raise DataError(f"--column expects FIELD=COLUMN (e.g. queue=group), found {item!r}")
-            columns[name.strip()] = column.strip()
-        return self.with_columns(columns)
-
-    def resolve(self, available: Sequence[str]) -> dict[str, str]:
-        """Field -> column actually present in a file with these columns."""
-        present = set(available)
-        resolved = {}
-        for name, candidates in self.fields.items():
-            column = next((c for c in candidates if c in present), None)
-            if column is not None:
-                resolved[name] = column
-        return resolved
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The Litestar application: routes, error mapping, lifecycle and metrics.
 
-Handlers validate, delegate to ``TicketClassifier`` and shape the answer; the
-errors of ``service.errors`` become HTTP answers in one place, ``service_error``.
+Handlers validate, delegate to ``TicketClassifier`` (and, in ``service.api.knowledge``,
+to the knowledge base) and shape the answer; the errors of ``service.errors``
+become HTTP answers in one place, ``service_error``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from service import __version__
+from service.api.knowledge import ROUTES as KNOWLEDGE_ROUTES
+from service.api.knowledge import suggest_for_predictions
 from service.api.schemas import (
     Alternative,
     BatchRequest,
@@ -34,7 +37,9 @@ from service.errors import BusyError, InputError, ModelLoadError, ModelNotReadyE
 from service.inference.batcher import QueueFullError
 from service.inference.bundle import BundleError, ModelBundle
 from service.inference.classifier import Ticket, TicketClassifier, TicketPrediction
+from service.knowledge.service import KnowledgeService
 from service.settings import Settings
+from service.storage import create_database_engine, upgrade_schema
 
 __all__ = ["create_app"]
 
@@ -82,17 +87,33 @@ def _shape(prediction: TicketPrediction) -> Classification:
         truncated=prediction.truncated,
         model={"name": prediction.model_name, "version": prediction.model_version},
         other_heads={head: result for head, result in heads.items() if head not in STANDARD_HEADS},
-        **{head: heads[head] for head in STANDARD_HEADS if head in heads},
+        queue=heads.get("queue"),
+        priority=heads.get("priority"),
+        type=heads.get("type"),
     )
 
 
 async def _classify(state: State, requests: Sequence[TicketRequest]) -> list[Classification]:
     classifier = _classifier(state)
+    wanted = [i for i, request in enumerate(requests) if "suggestions" in request.include]
+    if wanted:
+        state.knowledge.require()  # refuse before the model runs, not after
     try:
         predictions = await classifier.classify(_tickets(requests, classifier.settings))
     except QueueFullError as exc:
         raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
-    return [_shape(p) for p in predictions]
+    answers = [_shape(p) for p in predictions]
+    if wanted:
+        found = await suggest_for_predictions(
+            state.knowledge,
+            state.settings,
+            [requests[i].subject for i in wanted],
+            [requests[i].body for i in wanted],
+            [predictions[i] for i in wanted],
+        )
+        for i, suggestions in zip(wanted, found, strict=True):
+            answers[i].suggestions = suggestions
+    return answers
 
 
 @post("/v1/classify", tags=["classification"], status_code=HTTP_200_OK)
@@ -125,6 +146,7 @@ async def reload_model(state: State, data: ReloadRequest | None = None) -> dict[
         await classifier.reload(folder)
     except (BundleError, OSError) as exc:
         raise ModelLoadError(f"could not load the bundle, the previous model stays: {exc}") from exc
+    await state.knowledge.model_changed(classifier)
     return classifier.describe()
 
 
@@ -136,11 +158,11 @@ async def health() -> dict[str, str]:
 
 @get("/ready", tags=["operations"])
 async def ready(state: State) -> Response[dict[str, str]]:
-    """The model is loaded and warmed up (503 before)."""
-    if state.classifier.ready:
+    """The model is loaded and warmed up and the knowledge base is open (503 before)."""
+    if state.classifier.ready and state.knowledge.ready:
         return Response({"status": "ready"})
     return Response(
-        {"status": "loading"},
+        {"status": "loading", "knowledge": state.knowledge.status},
         status_code=HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "2"},
     )
@@ -163,19 +185,30 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     """The application; the model loads in the background once the server is up."""
     settings = settings or Settings.from_env()
     classifier = TicketClassifier(settings)
+    engine = create_database_engine(settings.resolved_database_url)
+    knowledge = KnowledgeService(settings, engine)
+
+    async def start() -> None:
+        await classifier.start()
+        await knowledge.start(classifier)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        # A missing or broken bundle stops start-up here; the slower session start and
-        # warm-up run in the background while /health already answers.
+        # A missing or broken bundle or an unreachable database stops start-up here; the
+        # slower model warm-up and index loading run in the background while /health
+        # already answers.
         ModelBundle.load(settings.model_dir)
-        loading = asyncio.create_task(classifier.start()) if load_model else None
+        await asyncio.to_thread(upgrade_schema, engine)
+        loading = asyncio.create_task(start()) if load_model else None
         try:
             yield
         finally:
             if loading is not None and not loading.done():
                 loading.cancel()
+                await asyncio.gather(loading, return_exceptions=True)
+            await knowledge.stop()
             await classifier.stop()
+            engine.dispose()
 
     prometheus = PrometheusConfig(app_name="ticket_triage", group_path=True)
     return Litestar(
@@ -186,9 +219,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             reload_model,
             health,
             ready,
+            *KNOWLEDGE_ROUTES,
             PrometheusController,
         ],
-        state=State({"settings": settings, "classifier": classifier}),
+        state=State({"settings": settings, "classifier": classifier, "knowledge": knowledge}),
         lifespan=[lifespan],
         middleware=[prometheus.middleware],
         exception_handlers={ServiceError: service_error},
@@ -196,7 +230,8 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         openapi_config=OpenAPIConfig(
             title="Ticket Triage",
             version=__version__,
-            description="Multilingual ticket classification: queue, priority and type.",
+            description="Multilingual ticket classification (queue, priority and type) and "
+            "suggestions of resolutions from similar past tickets, across languages.",
             render_plugins=[SwaggerRenderPlugin()],
             path="/docs",
         ),

@@ -1,0 +1,210 @@
+"""Routes of the knowledge base and of suggestions; logic lives in ``service.knowledge``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import numpy as np
+from litestar import delete, get, post
+from litestar.datastructures import State
+from litestar.status_codes import HTTP_200_OK
+
+from service.api.schemas import (
+    KnowledgeEntryRequest,
+    KnowledgeEntryResponse,
+    KnowledgeImportRequest,
+    KnowledgeWriteResponse,
+    KnowledgeWriteResult,
+    SuggestFiltersRequest,
+    SuggestionResult,
+    SuggestRequest,
+    SuggestResponse,
+)
+from service.errors import InputError, NotFoundError
+from service.inference.classifier import TicketPrediction
+from service.knowledge import EntryInput, KnowledgeRecord, SuggestFilters, Suggestion
+from service.knowledge.embedders import BundleEmbedder
+from service.knowledge.service import KnowledgeService
+from service.settings import Settings
+
+__all__ = ["ROUTES", "suggest_for_predictions"]
+
+
+def _entries(requests: Sequence[KnowledgeEntryRequest], settings: Settings) -> list[EntryInput]:
+    entries = []
+    for position, request in enumerate(requests):
+        where = f"entries[{position}]"
+        for name in ("source_id", "body", "resolution"):
+            if not getattr(request, name).strip():
+                raise InputError(f"{where}.{name}: expected text, found only whitespace")
+        length = len(request.body) + len(request.subject or "")
+        if length > settings.max_text_chars or len(request.resolution) > settings.max_text_chars:
+            raise InputError(
+                f"{where}: expected at most {settings.max_text_chars} characters of subject "
+                f"and body, and as many of resolution, found {length} and "
+                f"{len(request.resolution)}"
+            )
+        entries.append(
+            EntryInput(
+                source_id=request.source_id.strip(),
+                body=request.body,
+                resolution=request.resolution,
+                subject=request.subject or "",
+                labels={head: label for head, label in request.labels.items() if label},
+                language=request.language,
+                tags=[tag for tag in request.tags if tag],
+                source_system=request.source_system,
+                created_at=request.created_at,
+                resolved_at=request.resolved_at,
+            )
+        )
+    return entries
+
+
+def _record(record: KnowledgeRecord) -> KnowledgeEntryResponse:
+    return KnowledgeEntryResponse(
+        source_id=record.source_id,
+        subject=record.subject,
+        body=record.body,
+        resolution=record.resolution,
+        labels=record.labels,
+        language=record.language,
+        tags=record.tags,
+        source_system=record.source_system,
+        created_at=record.created_at,
+        resolved_at=record.resolved_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _suggestion(suggestion: Suggestion) -> SuggestionResult:
+    record = suggestion.record
+    return SuggestionResult(
+        source_id=record.source_id,
+        score=round(suggestion.score, 6),
+        subject=record.subject,
+        body=record.body,
+        resolution=record.resolution,
+        labels=record.labels,
+        language=record.language,
+        tags=record.tags,
+        source_system=record.source_system,
+        created_at=record.created_at,
+        resolved_at=record.resolved_at,
+        duplicates=suggestion.duplicates,
+    )
+
+
+def _filters(request: SuggestFiltersRequest | None) -> SuggestFilters:
+    if request is None:
+        return SuggestFilters()
+    after, before = request.created_after, request.created_before
+    if after and before and after >= before:
+        raise InputError(
+            "filters: expected created_after before created_before, found "
+            f"{after.isoformat()} and {before.isoformat()}"
+        )
+    return SuggestFilters(
+        queues=tuple(request.queue),
+        languages=tuple(request.language),
+        created_after=request.created_after,
+        created_before=request.created_before,
+    )
+
+
+def _k(requested: int | None, settings: Settings) -> int:
+    limit = settings.knowledge.max_k
+    if requested is not None and requested > limit:
+        raise InputError(f"k: expected at most {limit} suggestions, found {requested}")
+    return requested or settings.knowledge.default_k
+
+
+@post("/v1/knowledge", tags=["knowledge"], status_code=HTTP_200_OK)
+async def add_knowledge(state: State, data: KnowledgeImportRequest) -> KnowledgeWriteResponse:
+    """Store resolved tickets (one or many); idempotent on `source_id`, durable when answered."""
+    settings: Settings = state.settings
+    limit = settings.knowledge.max_entries_per_request
+    if len(data.entries) > limit:
+        raise InputError(f"entries: expected at most {limit} per call, found {len(data.entries)}")
+    base = state.knowledge.require()
+    results = await asyncio.to_thread(base.add, _entries(data.entries, settings))
+    counts = {
+        status: sum(r.status == status for r in results)
+        for status in ("created", "updated", "unchanged")
+    }
+    return KnowledgeWriteResponse(
+        **counts, entries=[KnowledgeWriteResult(r.source_id, r.status) for r in results]
+    )
+
+
+@get("/v1/knowledge", tags=["knowledge"])
+async def describe_knowledge(state: State) -> dict[str, object]:
+    """Entries per language and queue, the embedder, and the index's state."""
+    base = state.knowledge.require()
+    return await asyncio.to_thread(base.statistics)
+
+
+@get("/v1/knowledge/{source_id:str}", tags=["knowledge"])
+async def get_knowledge(state: State, source_id: str) -> KnowledgeEntryResponse:
+    """One stored entry."""
+    record = await asyncio.to_thread(state.knowledge.require().get, source_id)
+    if record is None:
+        raise NotFoundError(f"source_id: no knowledge entry {source_id!r}")
+    return _record(record)
+
+
+@delete("/v1/knowledge/{source_id:str}", tags=["knowledge"], status_code=HTTP_200_OK)
+async def delete_knowledge(state: State, source_id: str) -> dict[str, str]:
+    """Remove an entry; it is suggested no more."""
+    if not await asyncio.to_thread(state.knowledge.require().delete, source_id):
+        raise NotFoundError(f"source_id: no knowledge entry {source_id!r}")
+    return {"deleted": source_id}
+
+
+@post("/v1/suggest", tags=["knowledge"], status_code=HTTP_200_OK)
+async def suggest(state: State, data: SuggestRequest) -> SuggestResponse:
+    """Resolved tickets most like this one, in any language; near-identical ones folded."""
+    settings: Settings = state.settings
+    if not data.body.strip():
+        raise InputError("body: expected ticket text, found only whitespace")
+    if len(data.body) + len(data.subject or "") > settings.max_text_chars:
+        raise InputError(f"body: expected at most {settings.max_text_chars} characters")
+    k, filters = _k(data.k, settings), _filters(data.filters)
+    base = state.knowledge.require()
+
+    def run() -> list[Suggestion]:
+        return base.suggest(base.embed_query(data.subject, data.body), k, filters)
+
+    suggestions = await asyncio.to_thread(run)
+    return SuggestResponse([_suggestion(s) for s in suggestions], base.embedder.identity)
+
+
+async def suggest_for_predictions(
+    knowledge: KnowledgeService,
+    settings: Settings,
+    subjects: Sequence[str | None],
+    bodies: Sequence[str],
+    predictions: Sequence[TicketPrediction],
+) -> list[list[SuggestionResult]]:
+    """Suggestions for classified tickets, reusing their embedding when the index holds the
+    same model's vectors."""
+    base = knowledge.require()
+    k = settings.knowledge.default_k
+    embedder = base.embedder
+    same_model = isinstance(embedder, BundleEmbedder) and all(
+        embedder.identity == f"bundle:{p.model_name}@{p.model_version}" for p in predictions
+    )
+
+    def run() -> list[list[Suggestion]]:
+        if same_model:
+            queries = np.stack([p.embedding for p in predictions]).astype(np.float32)
+            queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        else:
+            queries = embedder.embed(list(subjects), list(bodies))
+        return [base.suggest(query, k) for query in queries]
+
+    return [[_suggestion(s) for s in found] for found in await asyncio.to_thread(run)]
+
+
+ROUTES = [add_knowledge, describe_knowledge, get_knowledge, delete_knowledge, suggest]
