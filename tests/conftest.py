@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny randomly initialised BERT and a bundle trained from it.
+"""Shared fixtures: a tiny randomly initialised BERT, a bundle trained from it, databases.
 
 Training the bundle once per session keeps the suite fast; every test that needs
 a real model bundle (training, evaluation, the API) uses this one.
@@ -6,12 +6,19 @@ a real model bundle (training, evaluation, the API) uses this one.
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from rich.console import Console
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertConfig, BertModel
 
@@ -78,3 +85,47 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Path:
     root = tmp_path_factory.mktemp("run")
     return run_training(tiny_config(root, tiny_base), Console(quiet=True))
+
+
+# Databases: every storage test runs on SQLite and on PostgreSQL (127.0.0.1:5432 here and in
+# CI; another server through TRIAGE_TEST_POSTGRES_URL). Each test gets a fresh database.
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TRIAGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_admin() -> Engine:
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        message = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc.args[0]}"
+        if os.environ.get("CI"):
+            raise AssertionError(message) from exc
+        pytest.skip(message)
+    return engine
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    admin = _postgres_admin()
+    name = f"triage_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'triage.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url

@@ -1,0 +1,533 @@
+"""Retrieval evaluation: which embedding and which method find the most useful past tickets.
+
+    python -m training.evaluate_retrieval --model onnx_models/ticket-triage --output DIR
+
+The bundle's own split is rebuilt from its ``train_config.json`` (same files,
+same seed, so the same deduplicated split): its training split, with answers,
+is the knowledge base, and its test split the queries, tickets the knowledge
+base has never seen. Compared side by side on that split:
+
+- dense retrieval with the bundle's fine-tuned embedding, the base
+  multilingual-e5-small embedding and the multilingual Universal Sentence Encoder;
+- BM25 over words (``bm25s``);
+- a hybrid of each dense method with BM25 (reciprocal-rank fusion).
+
+Per method, for the top ``k`` suggestions: the share with the query's queue
+(same-queue precision@k), the mean Jaccard overlap of their tags with the
+query's tags (tag overlap@k, on queries that have tags), and the similarity of
+the top suggestion's resolution to the query's real answer. That similarity is
+judged by base multilingual-e5-small (cosine of ``query:``-prefixed answers),
+and also reported as the share of the gap closed between a random suggestion
+and the best answer the knowledge base holds for that query.
+
+A cross-lingual run then keeps only the English tickets in the knowledge base
+and asks with the German, Spanish, French and Portuguese test tickets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from tqdm.auto import tqdm
+
+from service.columns import ColumnMapping, DataError
+from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
+from service.knowledge.embedders import UniversalSentenceEncoder
+from service.text import QUERY_PREFIX, ticket_text
+from training.base_model import resolve_base_model
+from training.data import prepare_data
+
+__all__ = [
+    "RetrievalScores",
+    "answer_gap_closed",
+    "main",
+    "queue_precision",
+    "reciprocal_rank_fusion",
+    "tag_overlap",
+]
+
+logger = logging.getLogger(__name__)
+
+CROSS_LINGUAL_QUERY_LANGUAGES = ("de", "es", "fr", "pt")
+RRF_K = 60
+CANDIDATES = 50
+
+
+# Metrics: each takes, per query, the ranked knowledge-base rows it got.
+
+
+def queue_precision(
+    ranked: np.ndarray, query_queues: Sequence[str], base_queues: Sequence[str], k: int
+) -> float:
+    """Mean share of the top ``k`` suggestions whose queue is the query's."""
+    base = np.asarray(base_queues, dtype=object)
+    hits = [
+        np.mean(base[row[:k]] == queue) for row, queue in zip(ranked, query_queues, strict=True)
+    ]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def _jaccard(first: frozenset[str], second: frozenset[str]) -> float:
+    union = first | second
+    return len(first & second) / len(union) if union else 0.0
+
+
+def tag_overlap(
+    ranked: np.ndarray,
+    query_tags: Sequence[frozenset[str]],
+    base_tags: Sequence[frozenset[str]],
+    k: int,
+) -> tuple[float, int]:
+    """Mean Jaccard overlap of tags over the top ``k``, on queries with tags; and their count."""
+    scores = [
+        float(np.mean([_jaccard(tags, base_tags[i]) for i in row[:k]]))
+        for row, tags in zip(ranked, query_tags, strict=True)
+        if tags
+    ]
+    return (float(np.mean(scores)) if scores else float("nan")), len(scores)
+
+
+def answer_gap_closed(top: np.ndarray, random: np.ndarray, best: np.ndarray) -> float:
+    """How much of the way from a random suggestion to the best one the top ones went."""
+    gap = best - random
+    usable = gap > 1e-6
+    return float(np.mean((top[usable] - random[usable]) / gap[usable])) if usable.any() else 0.0
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[np.ndarray], depth: int, k: int = RRF_K
+) -> np.ndarray:
+    """Fuse per-query rankings (each (Q, N) of row ids) into one (Q, depth) ranking."""
+    fused = []
+    for rows in zip(*rankings, strict=True):
+        score: dict[int, float] = {}
+        for row in rows:
+            for rank, item in enumerate(row):
+                score[int(item)] = score.get(int(item), 0.0) + 1.0 / (k + rank + 1)
+        fused.append(sorted(score, key=lambda item: -score[item])[:depth])
+    return np.asarray(fused, dtype=np.int64)
+
+
+@dataclass
+class RetrievalScores:
+    queue_precision: float
+    tag_overlap: float
+    tagged_queries: int
+    answer_similarity: float
+    answer_gap_closed: float
+    queries: int
+
+    def as_json(self) -> dict[str, float | int]:
+        return {
+            key: round(value, 4) if isinstance(value, float) else value
+            for key, value in vars(self).items()
+        }
+
+
+# Embeddings, cached by a digest of the texts so that re-runs skip the slow part.
+
+
+def _cached(
+    folder: Path, name: str, texts: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray]
+) -> tuple[np.ndarray, float]:
+    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+    path = folder / f"{name}-{digest}.npy"
+    timing = folder / f"{name}-{digest}.seconds"
+    if path.is_file() and timing.is_file():
+        return np.load(path), float(timing.read_text())
+    started = time.perf_counter()
+    vectors = embed(texts)
+    seconds = time.perf_counter() - started
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    timing.write_text(f"{seconds:.3f}")
+    return vectors, seconds
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def bundle_embedder(bundle: ModelBundle) -> Callable[[Sequence[str]], np.ndarray]:
+    runtime = TriageRuntime(bundle, "fp32", "cpu")
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        parts = []
+        for start in tqdm(range(0, len(texts), 256), desc="bundle embedding", unit="chunk"):
+            parts.append(runtime.run(texts[start : start + 256], 32).embeddings)
+        return _unit(np.concatenate(parts))
+
+    return embed
+
+
+def e5_embedder(max_length: int) -> Callable[[Sequence[str]], np.ndarray]:
+    """Base multilingual-e5-small, mean-pooled, as its authors use it."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = resolve_base_model("multilingual-e5-small")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, add_pooling_layer=False).eval()
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        order = np.argsort([len(t) for t in texts])
+        out = np.zeros((len(texts), model.config.hidden_size), np.float32)
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(texts), 32), desc="e5 embedding", unit="batch"):
+                chunk = order[start : start + 32]
+                batch = tokenizer(
+                    [texts[i] for i in chunk],
+                    max_length=max_length,
+                    truncation=True,
+                    padding=True,
+                    return_tensors="pt",
+                )
+                hidden = model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                out[chunk] = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+        return _unit(out)
+
+    return embed
+
+
+def use_embedder() -> Callable[[Sequence[str]], np.ndarray]:
+    encoder = UniversalSentenceEncoder()
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        parts = []
+        for start in tqdm(range(0, len(texts), 256), desc="USE embedding", unit="chunk"):
+            chunk = list(texts[start : start + 256])
+            parts.append(encoder.embed([None] * len(chunk), chunk))
+        return np.concatenate(parts)
+
+    return embed
+
+
+# Rankings.
+
+
+def dense_ranking(queries: np.ndarray, base: np.ndarray, depth: int) -> np.ndarray:
+    similarities = queries @ base.T  # (Q, N)
+    top = np.argpartition(-similarities, depth - 1, axis=1)[:, :depth]
+    order = np.take_along_axis(similarities, top, axis=1).argsort(axis=1)[:, ::-1]
+    return np.take_along_axis(top, order, axis=1)
+
+
+def bm25_ranking(query_texts: Sequence[str], base_texts: Sequence[str], depth: int) -> np.ndarray:
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize(list(base_texts), stopwords=None, show_progress=False), show_progress=False
+    )
+    tokens = bm25s.tokenize(list(query_texts), stopwords=None, show_progress=False)
+    found, _ = retriever.retrieve(tokens, k=depth, show_progress=False)
+    return np.asarray(found, dtype=np.int64)
+
+
+def score_ranking(
+    ranked: np.ndarray,
+    queries: pd.DataFrame,
+    base: pd.DataFrame,
+    answers: tuple[np.ndarray, np.ndarray],
+    k: int,
+) -> RetrievalScores:
+    query_answers, base_answers = answers
+    top = np.einsum("qd,qd->q", query_answers, base_answers[ranked[:, 0]])
+    every = query_answers @ base_answers.T
+    overlap, tagged = tag_overlap(ranked, list(queries["tag_set"]), list(base["tag_set"]), k)
+    return RetrievalScores(
+        queue_precision=queue_precision(ranked, list(queries["queue"]), list(base["queue"]), k),
+        tag_overlap=overlap,
+        tagged_queries=tagged,
+        answer_similarity=float(top.mean()),
+        answer_gap_closed=answer_gap_closed(top, every.mean(axis=1), every.max(axis=1)),
+        queries=len(queries),
+    )
+
+
+def run_methods(
+    queries: pd.DataFrame,
+    base: pd.DataFrame,
+    dense: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    answers: tuple[np.ndarray, np.ndarray],
+    k: int,
+) -> dict[str, RetrievalScores]:
+    """Every method on one knowledge base / query set; ``dense`` holds (queries, base) vectors."""
+    lexical = bm25_ranking(list(queries["text"]), list(base["text"]), CANDIDATES)
+    scores = {"bm25": score_ranking(lexical, queries, base, answers, k)}
+    for name, (query_vectors, base_vectors) in dense.items():
+        ranked = dense_ranking(query_vectors, base_vectors, CANDIDATES)
+        scores[f"dense {name}"] = score_ranking(ranked, queries, base, answers, k)
+        fused = reciprocal_rank_fusion([ranked, lexical], CANDIDATES)
+        scores[f"hybrid {name} + bm25"] = score_ranking(fused, queries, base, answers, k)
+    return scores
+
+
+# The run.
+
+
+def _frames(bundle: ModelBundle, cache_dir: Path | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    config_path = bundle.directory / "train_config.json"
+    if not config_path.is_file():
+        raise DataError(
+            f"{bundle.directory}: no train_config.json; is this a bundle of `make train`?"
+        )
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    heads = list(config["heads"])
+    mapping = (
+        ColumnMapping.from_yaml(Path(config["column_mapping"]), heads)
+        if config.get("column_mapping")
+        else ColumnMapping.default(heads)
+    ).with_overrides(config.get("columns") or [])
+    prepared = prepare_data(
+        config["data"],
+        mapping,
+        heads,
+        validation_fraction=config["validation_fraction"],
+        test_fraction=config["test_fraction"],
+        seed=config["seed"],
+        near_duplicate_threshold=config["near_duplicate_threshold"],
+        min_label_count=config["min_label_count"],
+        cache_dir=cache_dir,
+    )
+    frames = []
+    for frame in (prepared.train, prepared.test):
+        frame = frame[frame["answer"].str.strip() != ""].reset_index(drop=True)
+        frame["text"] = [
+            ticket_text(s, b, "") for s, b in zip(frame["subject"], frame["body"], strict=True)
+        ]
+        frame["tag_set"] = [frozenset(t for t in tags.split(",") if t) for tags in frame["tags"]]
+        frames.append(frame)
+    return frames[0], frames[1]
+
+
+def evaluate_retrieval(
+    model_dir: Path,
+    output: Path,
+    k: int = 5,
+    limit_queries: int | None = None,
+    cache_dir: Path | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    console = console or Console()
+    bundle = ModelBundle.load(model_dir)
+    base, queries = _frames(bundle, cache_dir)
+    if limit_queries:
+        queries = queries.sample(n=min(limit_queries, len(queries)), random_state=0).reset_index(
+            drop=True
+        )
+    console.print(
+        f"knowledge base: {len(base)} training tickets with answers; queries: "
+        f"{len(queries)} test tickets"
+    )
+
+    # Embeddings of tickets (all three models) and of answers (the judge).
+    cache = output / "cache"
+    texts = list(base["text"]) + list(queries["text"])
+    embedders: dict[str, tuple[Callable[[Sequence[str]], np.ndarray], str]] = {
+        "bundle": (bundle_embedder(bundle), bundle.text_prefix),
+        "e5-base": (e5_embedder(bundle.max_length), QUERY_PREFIX),
+        "use": (use_embedder(), ""),
+    }
+    dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    speed: dict[str, float] = {}
+    for name, (embed, prefix) in embedders.items():
+        vectors, seconds = _cached(cache, name, [prefix + t for t in texts], embed)
+        dense[name] = (vectors[len(base) :], vectors[: len(base)])
+        speed[name] = round(len(texts) / seconds, 1)
+    judge = embedders["e5-base"][0]
+    answer_texts = [QUERY_PREFIX + a for a in list(base["answer"]) + list(queries["answer"])]
+    answer_vectors, _ = _cached(cache, "answers-e5-base", answer_texts, judge)
+    answers = (answer_vectors[len(base) :], answer_vectors[: len(base)])
+
+    results: dict[str, Any] = {
+        "bundle": {"name": bundle.name, "version": bundle.version},
+        "k": k,
+        "knowledge_base": len(base),
+        "queries": len(queries),
+        "embedding_tickets_per_second": speed,
+        "same_language": {},
+        "cross_lingual": {},
+    }
+    scores = run_methods(queries, base, dense, answers, k)
+    results["same_language"] = {name: s.as_json() for name, s in scores.items()}
+
+    # Cross-lingual: English knowledge base, questions in other languages.
+    english = np.flatnonzero(base["language"].to_numpy() == "en")
+    for language in CROSS_LINGUAL_QUERY_LANGUAGES:
+        asked = np.flatnonzero(queries["language"].to_numpy() == language)
+        if len(asked) == 0:
+            continue
+        subset = {name: (q[asked], b[english]) for name, (q, b) in dense.items()}
+        cross = run_methods(
+            queries.iloc[asked].reset_index(drop=True),
+            base.iloc[english].reset_index(drop=True),
+            subset,
+            (answers[0][asked], answers[1][english]),
+            k,
+        )
+        results["cross_lingual"][language] = {name: s.as_json() for name, s in cross.items()}
+    results["cross_lingual_knowledge_base"] = len(english)
+
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "metrics.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (output / "report.md").write_text(report_markdown(results), encoding="utf-8")
+    plot_results(results, output / "retrieval.png")
+    _print_table(results, console)
+    return results
+
+
+def _cross_mean(results: Mapping[str, Any], method: str, metric: str) -> float:
+    values = [per[method][metric] for per in results["cross_lingual"].values()]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def report_markdown(results: Mapping[str, Any]) -> str:
+    k = results["k"]
+    lines = [
+        f"# Retrieval evaluation: {results['bundle']['name']} {results['bundle']['version']}",
+        "",
+        f"Knowledge base: {results['knowledge_base']} training-split tickets with answers; "
+        f"queries: {results['queries']} test-split tickets (never in the knowledge base). "
+        f"k = {k}. Answer similarity: cosine of base multilingual-e5-small embeddings of the "
+        "top suggestion's resolution and the query's real answer; *gap closed*: share of the "
+        "way from a random suggestion's answer to the best answer in the knowledge base.",
+        "",
+        f"| method | same-queue P@{k} | tag overlap@{k} | answer similarity | gap closed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, s in results["same_language"].items():
+        lines.append(
+            f"| {name} | {s['queue_precision']:.3f} | {s['tag_overlap']:.3f} | "
+            f"{s['answer_similarity']:.4f} | {s['answer_gap_closed']:.3f} |"
+        )
+    lines += [
+        "",
+        f"## Cross-lingual: {results['cross_lingual_knowledge_base']} English tickets in the "
+        "knowledge base, queries in other languages",
+        "",
+        "| method | "
+        + " | ".join(f"{lang} P@{k} / gap" for lang in results["cross_lingual"])
+        + " |",
+        "|---|" + "---:|" * len(results["cross_lingual"]),
+    ]
+    for name in results["same_language"]:
+        cells = [
+            f"{per[name]['queue_precision']:.3f} / {per[name]['answer_gap_closed']:.3f}"
+            for per in results["cross_lingual"].values()
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    counts = ", ".join(
+        f"{lang} {next(iter(per.values()))['queries']}"
+        for lang, per in results["cross_lingual"].items()
+    )
+    lines += [
+        "",
+        f"Queries per language: {counts}.",
+        "",
+        "Embedding speed on this machine (tickets per second, knowledge base and queries): "
+        + ", ".join(f"{n} {v}" for n, v in results["embedding_tickets_per_second"].items())
+        + ".",
+        "",
+        "![retrieval](retrieval.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_results(results: Mapping[str, Any], path: Path) -> None:
+    methods = list(results["same_language"])
+    k = results["k"]
+    figure, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+    panels = [
+        (
+            "same language: same-queue P@k",
+            [results["same_language"][m]["queue_precision"] for m in methods],
+        ),
+        (
+            "same language: answer gap closed",
+            [results["same_language"][m]["answer_gap_closed"] for m in methods],
+        ),
+        (
+            "cross-lingual (EN base): same-queue P@k",
+            [_cross_mean(results, m, "queue_precision") for m in methods],
+        ),
+    ]
+    for axis, (title, values) in zip(axes, panels, strict=True):
+        positions = np.arange(len(methods))
+        bars = axis.barh(
+            positions,
+            values,
+            color=[
+                "#888" if m == "bm25" else "#3b75af" if m.startswith("dense") else "#e08a3c"
+                for m in methods
+            ],
+        )
+        axis.set_yticks(positions, methods)
+        axis.invert_yaxis()
+        axis.set_title(title.replace("@k", f"@{k}"))
+        axis.bar_label(bars, fmt="%.3f", padding=2)
+        axis.set_xlim(0, max(max(values) * 1.2, 0.01))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _print_table(results: Mapping[str, Any], console: Console) -> None:
+    table = Table(title=f"retrieval, k = {results['k']}")
+    for column in ("method", "queue P@k", "tags@k", "answer sim", "gap closed", "x-lingual P@k"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for name, s in results["same_language"].items():
+        table.add_row(
+            name,
+            f"{s['queue_precision']:.3f}",
+            f"{s['tag_overlap']:.3f}",
+            f"{s['answer_similarity']:.4f}",
+            f"{s['answer_gap_closed']:.3f}",
+            f"{_cross_mean(results, name, 'queue_precision'):.3f}",
+        )
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate_retrieval",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, required=True, help="bundle folder of `make train`")
+    parser.add_argument("--output", type=Path, default=Path("runs/retrieval"))
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--limit-queries", type=int, help="score a random sample of the test split")
+    parser.add_argument("--cache-dir", type=Path, help="data set cache (as for training)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        evaluate_retrieval(args.model, args.output, args.k, args.limit_queries, args.cache_dir)
+    except (BundleError, DataError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
