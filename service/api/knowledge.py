@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 from litestar import delete, get, post
@@ -99,7 +100,7 @@ def _suggestion(suggestion: Suggestion) -> SuggestionResult:
 def _filters(request: SuggestFiltersRequest | None) -> SuggestFilters:
     if request is None:
         return SuggestFilters()
-    after, before = request.created_after, request.created_before
+    after, before = _utc(request.created_after), _utc(request.created_before)
     if after and before and after >= before:
         raise InputError(
             "filters: expected created_after before created_before, found "
@@ -108,9 +109,16 @@ def _filters(request: SuggestFiltersRequest | None) -> SuggestFilters:
     return SuggestFilters(
         queues=tuple(request.queue),
         languages=tuple(request.language),
-        created_after=request.created_after,
-        created_before=request.created_before,
+        created_after=after,
+        created_before=before,
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Timestamps without a zone are taken as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _k(requested: int | None, settings: Settings) -> int:
