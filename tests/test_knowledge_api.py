@@ -168,7 +168,7 @@ def test_reloading_the_same_bundle_keeps_the_knowledge_base(
         ("/v1/knowledge", {"entries": [{"source_id": "x", "body": "b"}]}, "resolution"),
         ("/v1/knowledge", {"entries": [{**ENTRIES[0], "resolution": "  "}]}, "only whitespace"),
         ("/v1/knowledge", {"entries": [ENTRIES[0], ENTRIES[0]]}, "each source_id once"),
-        ("/v1/knowledge", {"entries": ENTRIES + [{**ENTRIES[0], "source_id": "n"}]}, "at most 3"),
+        ("/v1/knowledge", {"entries": [*ENTRIES, {**ENTRIES[0], "source_id": "n"}]}, "at most 3"),
         ("/v1/knowledge", {"entries": [{**ENTRIES[0], "created_at": "yesterday"}]}, "created_at"),
         ("/v1/suggest", {"body": "vpn", "k": 11}, "at most 10"),
         ("/v1/suggest", {"body": "vpn", "k": 0}, "k"),
