@@ -96,7 +96,9 @@ def open_knowledge_base(settings: Settings) -> KnowledgeBase:
 
 def knowledge_command(settings: Settings, args: argparse.Namespace) -> int:
     base = open_knowledge_base(settings)
-    if args.action == "import":
+    if args.action == "import" and args.if_empty and base.store.count():
+        sys.stdout.write(f"the knowledge base holds {base.store.count()} entries; not importing\n")
+    elif args.action == "import":
         mapping = (
             ColumnMapping.from_yaml(args.column_mapping)
             if args.column_mapping
@@ -153,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         "--source-system", help="stored with each entry (default: file name)"
     )
     import_parser.add_argument("--batch-size", type=int, default=128)
+    import_parser.add_argument(
+        "--if-empty", action="store_true", help="import only into an empty knowledge base"
+    )
     actions.add_parser("stats", help="entries per language and queue, index state")
     actions.add_parser("rebuild", help="rebuild the vector index from the stored vectors")
     args = parser.parse_args(argv)
