@@ -325,12 +325,16 @@ def evaluate_retrieval(
     output: Path,
     k: int = 5,
     limit_queries: int | None = None,
+    limit_knowledge: int | None = None,
     cache_dir: Path | None = None,
     console: Console | None = None,
 ) -> dict[str, Any]:
     console = console or Console()
     bundle = ModelBundle.load(model_dir)
     base, queries = _frames(bundle, cache_dir)
+    split_sizes = {"train": len(base), "test": len(queries)}
+    if limit_knowledge:
+        base = base.sample(n=min(limit_knowledge, len(base)), random_state=0).reset_index(drop=True)
     if limit_queries:
         queries = queries.sample(n=min(limit_queries, len(queries)), random_state=0).reset_index(
             drop=True
@@ -354,9 +358,8 @@ def evaluate_retrieval(
         vectors, seconds = _cached(cache, name, [prefix + t for t in texts], embed)
         dense[name] = (vectors[len(base) :], vectors[: len(base)])
         speed[name] = round(len(texts) / seconds, 1)
-    judge = embedders["e5-base"][0]
     answer_texts = [QUERY_PREFIX + a for a in list(base["answer"]) + list(queries["answer"])]
-    answer_vectors, _ = _cached(cache, "answers-e5-base", answer_texts, judge)
+    answer_vectors, _ = _cached(cache, "answers-e5-base", answer_texts, e5_embedder(128))
     answers = (answer_vectors[len(base) :], answer_vectors[: len(base)])
 
     results: dict[str, Any] = {
@@ -364,6 +367,7 @@ def evaluate_retrieval(
         "k": k,
         "knowledge_base": len(base),
         "queries": len(queries),
+        "split_sizes": split_sizes,
         "embedding_tickets_per_second": speed,
         "same_language": {},
         "cross_lingual": {},
@@ -406,8 +410,10 @@ def report_markdown(results: Mapping[str, Any]) -> str:
     lines = [
         f"# Retrieval evaluation: {results['bundle']['name']} {results['bundle']['version']}",
         "",
-        f"Knowledge base: {results['knowledge_base']} training-split tickets with answers; "
-        f"queries: {results['queries']} test-split tickets (never in the knowledge base). "
+        f"Knowledge base: {results['knowledge_base']} of the {results['split_sizes']['train']} "
+        f"training-split tickets with answers; queries: {results['queries']} of the "
+        f"{results['split_sizes']['test']} test-split tickets (never in the knowledge base; "
+        "samples drawn at random with seed 0 when smaller). "
         f"k = {k}. Answer similarity: cosine of base multilingual-e5-small embeddings of the "
         "top suggestion's resolution and the query's real answer; *gap closed*: share of the "
         "way from a random suggestion's answer to the best answer in the knowledge base.",
@@ -518,11 +524,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("runs/retrieval"))
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--limit-queries", type=int, help="score a random sample of the test split")
+    parser.add_argument(
+        "--limit-knowledge",
+        type=int,
+        help="a random sample of the training split as knowledge base",
+    )
     parser.add_argument("--cache-dir", type=Path, help="data set cache (as for training)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        evaluate_retrieval(args.model, args.output, args.k, args.limit_queries, args.cache_dir)
+        evaluate_retrieval(
+            args.model,
+            args.output,
+            args.k,
+            args.limit_queries,
+            args.limit_knowledge,
+            args.cache_dir,
+        )
     except (BundleError, DataError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
