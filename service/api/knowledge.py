@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -64,35 +65,13 @@ def _entries(requests: Sequence[KnowledgeEntryRequest], settings: Settings) -> l
 
 
 def _record(record: KnowledgeRecord) -> KnowledgeEntryResponse:
-    return KnowledgeEntryResponse(
-        source_id=record.source_id,
-        subject=record.subject,
-        body=record.body,
-        resolution=record.resolution,
-        labels=record.labels,
-        language=record.language,
-        tags=record.tags,
-        source_system=record.source_system,
-        created_at=record.created_at,
-        resolved_at=record.resolved_at,
-        updated_at=record.updated_at,
-    )
+    return KnowledgeEntryResponse(**dataclasses.asdict(record))
 
 
 def _suggestion(suggestion: Suggestion) -> SuggestionResult:
-    record = suggestion.record
     return SuggestionResult(
-        source_id=record.source_id,
+        **dataclasses.asdict(suggestion.record),
         score=round(suggestion.score, 6),
-        subject=record.subject,
-        body=record.body,
-        resolution=record.resolution,
-        labels=record.labels,
-        language=record.language,
-        tags=record.tags,
-        source_system=record.source_system,
-        created_at=record.created_at,
-        resolved_at=record.resolved_at,
         duplicates=suggestion.duplicates,
     )
 

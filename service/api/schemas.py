@@ -252,8 +252,9 @@ class SuggestRequest(msgspec.Struct, forbid_unknown_fields=True):
     filters: SuggestFiltersRequest | None = None
 
 
-class SuggestionResult(msgspec.Struct):
-    source_id: str
+class SuggestionResult(KnowledgeEntryResponse):
+    """A stored entry like the asked ticket, with how alike they are."""
+
     score: Annotated[
         float,
         msgspec.Meta(
@@ -262,15 +263,6 @@ class SuggestionResult(msgspec.Struct):
             examples=[0.82],
         ),
     ]
-    subject: str
-    body: str
-    resolution: str
-    labels: dict[str, str]
-    language: str
-    tags: list[str]
-    source_system: str | None
-    created_at: datetime
-    resolved_at: datetime | None
     duplicates: Annotated[
         list[str],
         msgspec.Meta(description="Source ids of near-identical entries folded into this one."),
