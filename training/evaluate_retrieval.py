@@ -61,12 +61,14 @@ __all__ = [
     "queue_precision",
     "reciprocal_rank_fusion",
     "tag_overlap",
+    "verdict",
 ]
 
 logger = logging.getLogger(__name__)
 
 CROSS_LINGUAL_QUERY_LANGUAGES = ("de", "es", "fr", "pt")
 RRF_K = 60
+EMBEDDERS = ("bundle", "e5-base", "use")
 CANDIDATES = 50
 
 
@@ -144,14 +146,19 @@ class RetrievalScores:
 # Embeddings, cached by a digest of the texts so that re-runs skip the slow part.
 
 
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
 def _cached(
-    folder: Path, name: str, texts: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray]
+    folder: Path, name: str, texts: Sequence[str], make_embedder: Callable[[], Embed]
 ) -> tuple[np.ndarray, float]:
+    """Vectors of ``texts`` and the seconds they took; the embedder is loaded only if needed."""
     digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
     path = folder / f"{name}-{digest}.npy"
     timing = folder / f"{name}-{digest}.seconds"
     if path.is_file() and timing.is_file():
         return np.load(path), float(timing.read_text())
+    embed = make_embedder()
     started = time.perf_counter()
     vectors = embed(texts)
     seconds = time.perf_counter() - started
@@ -166,7 +173,7 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def bundle_embedder(bundle: ModelBundle) -> Callable[[Sequence[str]], np.ndarray]:
+def bundle_embedder(bundle: ModelBundle) -> Embed:
     runtime = TriageRuntime(bundle, "fp32", "cpu")
 
     def embed(texts: Sequence[str]) -> np.ndarray:
@@ -178,7 +185,7 @@ def bundle_embedder(bundle: ModelBundle) -> Callable[[Sequence[str]], np.ndarray
     return embed
 
 
-def e5_embedder(max_length: int) -> Callable[[Sequence[str]], np.ndarray]:
+def e5_embedder(max_length: int) -> Embed:
     """Base multilingual-e5-small, mean-pooled, as its authors use it."""
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -208,7 +215,7 @@ def e5_embedder(max_length: int) -> Callable[[Sequence[str]], np.ndarray]:
     return embed
 
 
-def use_embedder() -> Callable[[Sequence[str]], np.ndarray]:
+def use_embedder() -> Embed:
     encoder = UniversalSentenceEncoder()
 
     def embed(texts: Sequence[str]) -> np.ndarray:
@@ -328,8 +335,12 @@ def evaluate_retrieval(
     limit_knowledge: int | None = None,
     cache_dir: Path | None = None,
     console: Console | None = None,
+    embedders: Sequence[str] = EMBEDDERS,
 ) -> dict[str, Any]:
     console = console or Console()
+    unknown = sorted(set(embedders) - set(EMBEDDERS))
+    if unknown or not embedders:
+        raise DataError(f"embedders: expected some of {', '.join(EMBEDDERS)}; got {unknown}")
     bundle = ModelBundle.load(model_dir)
     base, queries = _frames(bundle, cache_dir)
     split_sizes = {"train": len(base), "test": len(queries)}
@@ -344,22 +355,23 @@ def evaluate_retrieval(
         f"{len(queries)} test tickets"
     )
 
-    # Embeddings of tickets (all three models) and of answers (the judge).
+    # Embeddings of tickets (each chosen model) and of answers (the judge).
     cache = output / "cache"
     texts = list(base["text"]) + list(queries["text"])
-    embedders: dict[str, tuple[Callable[[Sequence[str]], np.ndarray], str]] = {
-        "bundle": (bundle_embedder(bundle), bundle.text_prefix),
-        "e5-base": (e5_embedder(bundle.max_length), QUERY_PREFIX),
-        "use": (use_embedder(), ""),
+    makers: dict[str, tuple[Callable[[], Embed], str]] = {
+        "bundle": (lambda: bundle_embedder(bundle), bundle.text_prefix),
+        "e5-base": (lambda: e5_embedder(bundle.max_length), QUERY_PREFIX),
+        "use": (use_embedder, ""),
     }
     dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     speed: dict[str, float] = {}
-    for name, (embed, prefix) in embedders.items():
-        vectors, seconds = _cached(cache, name, [prefix + t for t in texts], embed)
+    for name in embedders:
+        make, prefix = makers[name]
+        vectors, seconds = _cached(cache, name, [prefix + t for t in texts], make)
         dense[name] = (vectors[len(base) :], vectors[: len(base)])
         speed[name] = round(len(texts) / seconds, 1)
     answer_texts = [QUERY_PREFIX + a for a in list(base["answer"]) + list(queries["answer"])]
-    answer_vectors, _ = _cached(cache, "answers-e5-base", answer_texts, e5_embedder(128))
+    answer_vectors, _ = _cached(cache, "answers-e5-base", answer_texts, lambda: e5_embedder(128))
     answers = (answer_vectors[len(base) :], answer_vectors[: len(base)])
 
     results: dict[str, Any] = {
@@ -391,6 +403,7 @@ def evaluate_retrieval(
         )
         results["cross_lingual"][language] = {name: s.as_json() for name, s in cross.items()}
     results["cross_lingual_knowledge_base"] = len(english)
+    results["verdict"] = verdict(results)
 
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
@@ -403,6 +416,39 @@ def evaluate_retrieval(
 def _cross_mean(results: Mapping[str, Any], method: str, metric: str) -> float:
     values = [per[method][metric] for per in results["cross_lingual"].values()]
     return float(np.mean(values)) if values else float("nan")
+
+
+def verdict(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The best method by answer gap closed, and per embedder whether the hybrid earns its keep.
+
+    A hybrid wins only when it closes more of the answer gap than its dense method both on
+    the same-language run and, averaged over languages, on the cross-lingual run.
+    """
+    same = results["same_language"]
+
+    def overall(method: str) -> float:
+        cross = _cross_mean(results, method, "answer_gap_closed")
+        own = same[method]["answer_gap_closed"]
+        return own if np.isnan(cross) else (own + cross) / 2
+
+    hybrid_wins = {}
+    for method in same:
+        if not method.startswith("dense "):
+            continue
+        name = method.removeprefix("dense ")
+        hybrid = f"hybrid {name} + bm25"
+        own_better = same[hybrid]["answer_gap_closed"] > same[method]["answer_gap_closed"]
+        cross_hybrid = _cross_mean(results, hybrid, "answer_gap_closed")
+        cross_dense = _cross_mean(results, method, "answer_gap_closed")
+        cross_better = np.isnan(cross_dense) or cross_hybrid > cross_dense
+        hybrid_wins[name] = bool(own_better and cross_better)
+    best = max(same, key=overall)
+    return {
+        "best": best,
+        "best_score": round(overall(best), 4),
+        "best_beats_bm25": best != "bm25" and overall(best) > overall("bm25"),
+        "hybrid_wins": hybrid_wins,
+    }
 
 
 def report_markdown(results: Mapping[str, Any]) -> str:
@@ -449,6 +495,12 @@ def report_markdown(results: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"Queries per language: {counts}.",
+        "",
+        "**Verdict** (answer gap closed, mean of the same-language and cross-lingual runs): "
+        f"best method `{results['verdict']['best']}` ({results['verdict']['best_score']:.3f}); "
+        "a hybrid beats its dense method on both runs for: "
+        + (", ".join(n for n, won in results["verdict"]["hybrid_wins"].items() if won) or "none")
+        + ".",
         "",
         "Embedding speed on this machine (tickets per second, knowledge base and queries): "
         + ", ".join(f"{n} {v}" for n, v in results["embedding_tickets_per_second"].items())
@@ -529,6 +581,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="a random sample of the training split as knowledge base",
     )
+    parser.add_argument(
+        "--embedders",
+        nargs="+",
+        choices=EMBEDDERS,
+        default=list(EMBEDDERS),
+        help="dense embedders to compare (default: all)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="data set cache (as for training)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -540,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
             args.limit_queries,
             args.limit_knowledge,
             args.cache_dir,
+            embedders=args.embedders,
         )
     except (BundleError, DataError) as exc:
         sys.stderr.write(f"error: {exc}\n")
