@@ -18,7 +18,7 @@ from pathlib import Path
 from service.columns import ColumnMapping, DataError
 from service.files import FileFormatError, read_rows, write_rows
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
-from service.knowledge import BundleEmbedder, Embedder, KnowledgeBase, UniversalSentenceEncoder
+from service.knowledge import KnowledgeBase, make_embedder
 from service.knowledge.importer import import_files
 from service.settings import Settings, SettingsError
 from service.storage import StorageError, create_database_engine, upgrade_schema
@@ -83,12 +83,9 @@ def open_knowledge_base(settings: Settings) -> KnowledgeBase:
     """The knowledge base as the server would open it, for command-line work."""
     engine = create_database_engine(settings.resolved_database_url)
     upgrade_schema(engine)
-    embedder: Embedder
-    if settings.knowledge.embedder == "bundle":
-        bundle = ModelBundle.load(settings.model_dir)
-        embedder = BundleEmbedder.for_bundle(bundle, settings.provider, settings.threads or None)
-    else:
-        embedder = UniversalSentenceEncoder()
+    name = settings.knowledge.embedder
+    bundle = None if name == "use" else ModelBundle.load(settings.model_dir)
+    embedder = make_embedder(name, bundle, settings.provider, settings.threads or None)
     base = KnowledgeBase(engine, embedder, settings.knowledge_index_dir, settings.knowledge)
     base.open(progress=True)
     return base

@@ -70,10 +70,11 @@ class KnowledgeSettings(EnvironmentSettings):
 
     prefix: ClassVar[str] = PREFIX + "KNOWLEDGE_"
 
-    #: ``use`` (multilingual Universal Sentence Encoder, independent of the classifier) or
-    #: ``bundle`` (the served bundle's embedding output; every entry is embedded again
-    #: when another bundle is loaded).
-    embedder: str = "use"
+    #: ``base`` (the bundle's retrieval encoder: its base model before fine-tuning; the
+    #: best in the retrieval evaluation, and unchanged by retraining), ``bundle`` (the
+    #: served bundle's fine-tuned embedding; every entry is embedded again when another
+    #: bundle is loaded) or ``use`` (multilingual Universal Sentence Encoder).
+    embedder: str = "base"
     #: Folder of the vector index; ``<TRIAGE_DATA_DIR>/knowledge-index`` when empty.
     index_dir: Path | None = None
     #: Vector precision in the index: ``f16`` (default), ``f32`` or ``i8``.

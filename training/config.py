@@ -57,6 +57,8 @@ class TrainConfig:
     threads: int | None = None
     quick: bool = False
     export_int8: bool = True
+    #: Also export the untouched base encoder for similar-ticket search.
+    export_retrieval: bool = True
     parity_tolerance: float = 1e-3
     int8_min_agreement: float = 0.95
 

@@ -7,18 +7,24 @@ same seed, so the same deduplicated split): its training split, with answers,
 is the knowledge base, and its test split the queries, tickets the knowledge
 base has never seen. Compared side by side on that split:
 
-- dense retrieval with the bundle's fine-tuned embedding, the base
-  multilingual-e5-small embedding and the multilingual Universal Sentence Encoder;
+- dense retrieval with each embedder the service offers: the bundle's fine-tuned
+  embedding (``bundle``), its retrieval encoder, the base multilingual-e5-small
+  before fine-tuning as served in INT8 (``base``; a bundle without one gets it with
+  ``python -m training.export --model DIR``), and the multilingual Universal
+  Sentence Encoder (``use``);
 - BM25 over words (``bm25s``);
 - a hybrid of each dense method with BM25 (reciprocal-rank fusion).
 
 Per method, for the top ``k`` suggestions: the share with the query's queue
 (same-queue precision@k), the mean Jaccard overlap of their tags with the
 query's tags (tag overlap@k, on queries that have tags), and the similarity of
-the top suggestion's resolution to the query's real answer. That similarity is
-judged by base multilingual-e5-small (cosine of ``query:``-prefixed answers),
-and also reported as the share of the gap closed between a random suggestion
-and the best answer the knowledge base holds for that query.
+the top suggestion's resolution to the query's real answer, as the share of the
+gap it closes between a random suggestion and the best answer the knowledge base
+holds for that query. Three judges score that similarity, so that no embedder is
+judged only by itself: base multilingual-e5-small and the Universal Sentence
+Encoder (cosine of the answers' embeddings), and word TF-IDF (uni- and bigrams;
+same-language run only, since words do not match across languages). Methods are
+ranked by the mean of the judges.
 
 A cross-lingual run then keeps only the English tickets in the knowledge base
 and asks with the German, Spanish, French and Portuguese test tickets.
@@ -45,11 +51,13 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
 from service.columns import ColumnMapping, DataError
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
-from service.knowledge.embedders import UniversalSentenceEncoder
+from service.knowledge.embedders import BaseEncoderEmbedder, UniversalSentenceEncoder
 from service.text import QUERY_PREFIX, ticket_text
 from training.base_model import resolve_base_model
 from training.data import prepare_data
@@ -67,8 +75,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CROSS_LINGUAL_QUERY_LANGUAGES = ("de", "es", "fr", "pt")
+CROSS_LINGUAL_JUDGES = ("e5-base", "use")
 RRF_K = 60
-EMBEDDERS = ("bundle", "e5-base", "use")
+EMBEDDERS = ("bundle", "base", "use")
 CANDIDATES = 50
 
 
@@ -132,15 +141,25 @@ class RetrievalScores:
     queue_precision: float
     tag_overlap: float
     tagged_queries: int
-    answer_similarity: float
+    #: Mean over the judges of the answer gap closed, and each judge's figure.
     answer_gap_closed: float
+    gap_closed_by_judge: dict[str, float]
     queries: int
 
-    def as_json(self) -> dict[str, float | int]:
-        return {
-            key: round(value, 4) if isinstance(value, float) else value
-            for key, value in vars(self).items()
-        }
+    def as_json(self) -> dict[str, Any]:
+        def rounded(value: Any) -> Any:
+            if isinstance(value, float):
+                return round(value, 4)
+            if isinstance(value, dict):
+                return {key: rounded(item) for key, item in value.items()}
+            return value
+
+        return {key: rounded(value) for key, value in vars(self).items()}
+
+
+#: A judge of answers: the queries' answers and the knowledge base's, as rows whose dot
+#: products are similarities (dense unit vectors, or L2-normalised sparse TF-IDF rows).
+Judge = tuple[Any, Any]
 
 
 # Embeddings, cached by a digest of the texts so that re-runs skip the slow part.
@@ -181,6 +200,20 @@ def bundle_embedder(bundle: ModelBundle) -> Embed:
         for start in tqdm(range(0, len(texts), 256), desc="bundle embedding", unit="chunk"):
             parts.append(runtime.run(texts[start : start + 256], 32).embeddings)
         return _unit(np.concatenate(parts))
+
+    return embed
+
+
+def base_embedder(bundle: ModelBundle) -> Embed:
+    """The bundle's retrieval encoder, exactly as the service runs it."""
+    encoder = BaseEncoderEmbedder(bundle, provider="cpu")
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        parts = []
+        for start in tqdm(range(0, len(texts), 256), desc="base embedding", unit="chunk"):
+            chunk = list(texts[start : start + 256])
+            parts.append(encoder.embed([None] * len(chunk), chunk))
+        return np.concatenate(parts)
 
     return embed
 
@@ -250,23 +283,31 @@ def bm25_ranking(query_texts: Sequence[str], base_texts: Sequence[str], depth: i
     return np.asarray(found, dtype=np.int64)
 
 
+def _similarities(judge: Judge) -> np.ndarray:
+    query_answers, base_answers = judge
+    every = query_answers @ base_answers.T
+    return np.asarray(every.toarray() if hasattr(every, "toarray") else every)
+
+
 def score_ranking(
     ranked: np.ndarray,
     queries: pd.DataFrame,
     base: pd.DataFrame,
-    answers: tuple[np.ndarray, np.ndarray],
+    judges: Mapping[str, np.ndarray],
     k: int,
 ) -> RetrievalScores:
-    query_answers, base_answers = answers
-    top = np.einsum("qd,qd->q", query_answers, base_answers[ranked[:, 0]])
-    every = query_answers @ base_answers.T
+    """``judges`` holds, per judge, the (queries, knowledge base) answer similarities."""
+    gaps = {}
+    for name, every in judges.items():
+        top = every[np.arange(len(ranked)), ranked[:, 0]]
+        gaps[name] = answer_gap_closed(top, every.mean(axis=1), every.max(axis=1))
     overlap, tagged = tag_overlap(ranked, list(queries["tag_set"]), list(base["tag_set"]), k)
     return RetrievalScores(
         queue_precision=queue_precision(ranked, list(queries["queue"]), list(base["queue"]), k),
         tag_overlap=overlap,
         tagged_queries=tagged,
-        answer_similarity=float(top.mean()),
-        answer_gap_closed=answer_gap_closed(top, every.mean(axis=1), every.max(axis=1)),
+        answer_gap_closed=float(np.mean(list(gaps.values()))),
+        gap_closed_by_judge=gaps,
         queries=len(queries),
     )
 
@@ -275,17 +316,18 @@ def run_methods(
     queries: pd.DataFrame,
     base: pd.DataFrame,
     dense: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    answers: tuple[np.ndarray, np.ndarray],
+    answers: Mapping[str, Judge],
     k: int,
 ) -> dict[str, RetrievalScores]:
     """Every method on one knowledge base / query set; ``dense`` holds (queries, base) vectors."""
+    judges = {name: _similarities(judge) for name, judge in answers.items()}
     lexical = bm25_ranking(list(queries["text"]), list(base["text"]), CANDIDATES)
-    scores = {"bm25": score_ranking(lexical, queries, base, answers, k)}
+    scores = {"bm25": score_ranking(lexical, queries, base, judges, k)}
     for name, (query_vectors, base_vectors) in dense.items():
         ranked = dense_ranking(query_vectors, base_vectors, CANDIDATES)
-        scores[f"dense {name}"] = score_ranking(ranked, queries, base, answers, k)
+        scores[f"dense {name}"] = score_ranking(ranked, queries, base, judges, k)
         fused = reciprocal_rank_fusion([ranked, lexical], CANDIDATES)
-        scores[f"hybrid {name} + bm25"] = score_ranking(fused, queries, base, answers, k)
+        scores[f"hybrid {name} + bm25"] = score_ranking(fused, queries, base, judges, k)
     return scores
 
 
@@ -360,7 +402,7 @@ def evaluate_retrieval(
     texts = list(base["text"]) + list(queries["text"])
     makers: dict[str, tuple[Callable[[], Embed], str]] = {
         "bundle": (lambda: bundle_embedder(bundle), bundle.text_prefix),
-        "e5-base": (lambda: e5_embedder(bundle.max_length), QUERY_PREFIX),
+        "base": (lambda: base_embedder(bundle), ""),
         "use": (use_embedder, ""),
     }
     dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -370,9 +412,22 @@ def evaluate_retrieval(
         vectors, seconds = _cached(cache, name, [prefix + t for t in texts], make)
         dense[name] = (vectors[len(base) :], vectors[: len(base)])
         speed[name] = round(len(texts) / seconds, 1)
-    answer_texts = [QUERY_PREFIX + a for a in list(base["answer"]) + list(queries["answer"])]
-    answer_vectors, _ = _cached(cache, "answers-e5-base", answer_texts, lambda: e5_embedder(128))
-    answers = (answer_vectors[len(base) :], answer_vectors[: len(base)])
+    answer_texts = list(base["answer"]) + list(queries["answer"])
+    e5_answers, _ = _cached(
+        cache, "answers-e5-base", [QUERY_PREFIX + a for a in answer_texts], lambda: e5_embedder(128)
+    )
+    use_answers, _ = _cached(cache, "answers-use", answer_texts, use_embedder)
+    tfidf_answers = normalize(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2).fit_transform(answer_texts)
+    )
+    answers: dict[str, Judge] = {
+        name: (vectors[len(base) :], vectors[: len(base)])
+        for name, vectors in (
+            ("e5-base", e5_answers),
+            ("use", use_answers),
+            ("tf-idf", tfidf_answers),
+        )
+    }
 
     results: dict[str, Any] = {
         "bundle": {"name": bundle.name, "version": bundle.version},
@@ -398,7 +453,11 @@ def evaluate_retrieval(
             queries.iloc[asked].reset_index(drop=True),
             base.iloc[english].reset_index(drop=True),
             subset,
-            (answers[0][asked], answers[1][english]),
+            {
+                name: (judge[0][asked], judge[1][english])
+                for name, judge in answers.items()
+                if name in CROSS_LINGUAL_JUDGES
+            },
             k,
         )
         results["cross_lingual"][language] = {name: s.as_json() for name, s in cross.items()}
@@ -453,6 +512,7 @@ def verdict(results: Mapping[str, Any]) -> dict[str, Any]:
 
 def report_markdown(results: Mapping[str, Any]) -> str:
     k = results["k"]
+    judges = list(next(iter(results["same_language"].values()))["gap_closed_by_judge"])
     lines = [
         f"# Retrieval evaluation: {results['bundle']['name']} {results['bundle']['version']}",
         "",
@@ -460,22 +520,29 @@ def report_markdown(results: Mapping[str, Any]) -> str:
         f"training-split tickets with answers; queries: {results['queries']} of the "
         f"{results['split_sizes']['test']} test-split tickets (never in the knowledge base; "
         "samples drawn at random with seed 0 when smaller). "
-        f"k = {k}. Answer similarity: cosine of base multilingual-e5-small embeddings of the "
-        "top suggestion's resolution and the query's real answer; *gap closed*: share of the "
-        "way from a random suggestion's answer to the best answer in the knowledge base.",
+        f"k = {k}. *Gap closed*: how far the top suggestion's resolution went from a random "
+        "suggestion's towards the best answer in the knowledge base, by the similarity of "
+        "answers to the query's real one, as judged by each judge (e5-base and USE: cosine of "
+        "embeddings; tf-idf: word uni+bigrams), and their mean.",
         "",
-        f"| method | same-queue P@{k} | tag overlap@{k} | answer similarity | gap closed |",
-        "|---|---:|---:|---:|---:|",
+        f"| method | same-queue P@{k} | tag overlap@{k} | gap closed | "
+        + " | ".join(f"by {judge}" for judge in judges)
+        + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(judges),
     ]
     for name, s in results["same_language"].items():
         lines.append(
             f"| {name} | {s['queue_precision']:.3f} | {s['tag_overlap']:.3f} | "
-            f"{s['answer_similarity']:.4f} | {s['answer_gap_closed']:.3f} |"
+            f"{s['answer_gap_closed']:.3f} | "
+            + " | ".join(f"{s['gap_closed_by_judge'][judge]:.3f}" for judge in judges)
+            + " |"
         )
     lines += [
         "",
         f"## Cross-lingual: {results['cross_lingual_knowledge_base']} English tickets in the "
         "knowledge base, queries in other languages",
+        "",
+        f"Same-queue P@{k} / gap closed (mean of the {' and '.join(CROSS_LINGUAL_JUDGES)} judges).",
         "",
         "| method | "
         + " | ".join(f"{lang} P@{k} / gap" for lang in results["cross_lingual"])
@@ -552,16 +619,16 @@ def plot_results(results: Mapping[str, Any], path: Path) -> None:
 
 def _print_table(results: Mapping[str, Any], console: Console) -> None:
     table = Table(title=f"retrieval, k = {results['k']}")
-    for column in ("method", "queue P@k", "tags@k", "answer sim", "gap closed", "x-lingual P@k"):
+    for column in ("method", "queue P@k", "tags@k", "gap closed", "x-lingual P@k", "x-lingual gap"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for name, s in results["same_language"].items():
         table.add_row(
             name,
             f"{s['queue_precision']:.3f}",
             f"{s['tag_overlap']:.3f}",
-            f"{s['answer_similarity']:.4f}",
             f"{s['answer_gap_closed']:.3f}",
             f"{_cross_mean(results, name, 'queue_precision'):.3f}",
+            f"{_cross_mean(results, name, 'answer_gap_closed'):.3f}",
         )
     console.print(table)
 

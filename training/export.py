@@ -3,29 +3,61 @@
 The graph maps ``input_ids`` and ``attention_mask`` to ``logits_<head>`` for
 every head and ``embedding``. A parity check compares it with PyTorch (and the
 INT8 variant with fp32) and fails the export when they disagree.
+
+Beside it, the base encoder as it was before fine-tuning is exported as the
+*retrieval encoder* (``retrieval.int8.onnx``: ``input_ids, attention_mask ->
+embedding``, mean-pooled and of unit length). Similar-ticket search uses it by
+default; its vectors do not change when the classifier is retrained.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import logging
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
+from tokenizers import Tokenizer
+from torch import nn
+from transformers import AutoModel
 
-from service.inference.bundle import ModelBundle, TriageRuntime, pad_token_ids
-from training.model import TriageModel
+from service.inference.bundle import (
+    BundleError,
+    ModelBundle,
+    TriageRuntime,
+    pad_id_of,
+    pad_token_ids,
+)
+from training.base_model import BaseModelError, resolve_base_model
+from training.model import TriageModel, mean_pool
 
-__all__ = ["ExportError", "ParityReport", "check_parity", "export_onnx", "quantize_int8"]
+__all__ = [
+    "RETRIEVAL_FILE",
+    "ExportError",
+    "ParityReport",
+    "check_parity",
+    "export_onnx",
+    "export_retrieval_encoder",
+    "quantize_int8",
+]
 
 logger = logging.getLogger(__name__)
 
 OPSET = 17
+RETRIEVAL_FILE = "retrieval.int8.onnx"
+#: INT8 retrieval vectors must stay this close (mean cosine) to the fp32 encoder's.
+RETRIEVAL_MIN_COSINE = 0.98
 
 
 class ExportError(RuntimeError):
@@ -47,12 +79,17 @@ class ParityReport:
         return asdict(self)
 
 
-def export_onnx(model: TriageModel, path: Path) -> None:
-    """Trace the model (in eval mode, so dropout is off) into one ONNX file."""
+def export_onnx(model: nn.Module, path: Path, heads: Sequence[str] = ()) -> None:
+    """Trace the model (in eval mode, so dropout is off) into one ONNX file.
+
+    Its outputs are ``logits_<head>`` for each of ``heads`` (``model.head_names`` when
+    it has them), then ``embedding``.
+    """
     model = model.cpu().eval()
+    heads = list(getattr(model, "head_names", heads))
     example_ids = torch.tensor([[0, 10, 11, 12, 2], [0, 13, 2, 1, 1]], dtype=torch.long)
     example_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.long)
-    outputs = [f"logits_{name}" for name in model.head_names] + ["embedding"]
+    outputs = [f"logits_{name}" for name in heads] + ["embedding"]
     dynamic = {
         "input_ids": {0: "batch", 1: "sequence"},
         "attention_mask": {0: "batch", 1: "sequence"},
@@ -203,3 +240,125 @@ def check_parity(
             + ". Was the model in eval mode, and is the opset supported?"
         )
     return report
+
+
+class PooledEncoder(nn.Module):
+    """An encoder as e5 is used for similarity: the mean of its token vectors, unit length."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return nn.functional.normalize(mean_pool(hidden, attention_mask), dim=-1)
+
+
+def _weights_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_retrieval_encoder(
+    base_model: str | Path,
+    work_dir: Path,
+    target_dir: Path,
+    texts: Sequence[str],
+    tokenizer: Tokenizer,
+) -> dict[str, object]:
+    """Export the untouched base encoder, fused and INT8, as ``target_dir/RETRIEVAL_FILE``.
+
+    ``texts`` (already prefixed), cut by ``tokenizer`` as served, check that the INT8
+    graph stays close to PyTorch.
+    Returns the bundle config's ``retrieval_encoder`` entry; ``digest`` identifies the
+    base weights, so bundles trained from the same base share their retrieval vectors.
+    """
+    folder = Path(base_model)
+    encoder = AutoModel.from_pretrained(
+        folder, attn_implementation="eager", add_pooling_layer=False
+    )
+    pooled = PooledEncoder(encoder).eval()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    raw, fused = work_dir / "retrieval.raw.onnx", work_dir / "retrieval.onnx"
+    export_onnx(pooled, raw)
+    optimise_graph(
+        raw, fused, int(encoder.config.num_attention_heads), int(encoder.config.hidden_size)
+    )
+    quantize_int8(fused, target_dir / RETRIEVAL_FILE)
+
+    input_ids, mask = pad_token_ids(
+        [e.ids for e in tokenizer.encode_batch(list(texts))], pad_id_of(tokenizer)
+    )
+    with torch.no_grad():
+        expected = pooled(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
+    session = ort.InferenceSession(
+        str(target_dir / RETRIEVAL_FILE), providers=["CPUExecutionProvider"]
+    )
+    (found,) = session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+    cosine = float(_cosine(np.asarray(found), expected).mean())
+    if cosine < RETRIEVAL_MIN_COSINE:
+        raise ExportError(
+            f"INT8 retrieval encoder: mean cosine to PyTorch {cosine:.4f} "
+            f"(expected at least {RETRIEVAL_MIN_COSINE})"
+        )
+    logger.info("retrieval encoder exported; INT8 vs PyTorch mean cosine %.4f", cosine)
+    return {
+        "file": RETRIEVAL_FILE,
+        "base_model": folder.name,
+        "digest": _weights_digest(folder),
+        "dimension": int(encoder.config.hidden_size),
+        "int8_mean_cosine": round(cosine, 5),
+    }
+
+
+CHECK_TEXTS = (
+    "The VPN client disconnects every few minutes.",
+    "Die VPN-Verbindung bricht alle paar Minuten ab.",
+    "I was charged twice for the same invoice.",
+    "Me han cobrado dos veces la misma factura.",
+    "Mon imprimante ne fonctionne plus depuis la mise à jour.",
+    "Não consigo entrar na minha conta depois de trocar a senha.",
+)
+
+
+def add_retrieval_encoder(bundle_dir: Path, base_model: str | None = None) -> dict[str, object]:
+    """Give an existing bundle the retrieval encoder of the base model it was trained from."""
+    bundle = ModelBundle.load(bundle_dir)
+    name = base_model or bundle.raw.get("encoder", {}).get("base_model")
+    if not name:
+        raise ExportError(f"{bundle_dir}: the bundle does not say its base model; name one")
+    folder = resolve_base_model(str(name))
+    texts = [bundle.text_prefix + text for text in CHECK_TEXTS]
+    with tempfile.TemporaryDirectory() as work:
+        entry = export_retrieval_encoder(folder, Path(work), bundle_dir, texts, bundle.tokenizer())
+    config_path = bundle_dir / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["retrieval_encoder"] = entry
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.export",
+        description="Add the retrieval encoder to a bundle trained without one.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="bundle folder")
+    parser.add_argument("--base-model", help="base model (default: the one the bundle names)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        entry = add_retrieval_encoder(args.model, args.base_model)
+    except (BaseModelError, BundleError, ExportError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    sys.stdout.write(f"{args.model / str(entry['file'])}: {entry}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -37,7 +37,13 @@ from training.calibration import expected_calibration_error, fit_temperature, pl
 from training.config import TrainConfig
 from training.data import PreparedData, frame_texts, label_indices
 from training.evaluate import metrics_table, plot_confusion, predict_labels, score_predictions
-from training.export import check_parity, export_onnx, optimise_graph, quantize_int8
+from training.export import (
+    check_parity,
+    export_onnx,
+    export_retrieval_encoder,
+    optimise_graph,
+    quantize_int8,
+)
 from training.model import TriageModel
 from training.model_card import write_model_card, write_report
 
@@ -141,6 +147,12 @@ def build_bundle(
     plain = copy.deepcopy(tokenizer)
     plain.no_truncation()
     plain.save(str(staging / "tokenizer.json"))
+    parity_texts = frame_texts(prepared.test.head(PARITY_SAMPLE), QUERY_PREFIX)
+    retrieval = (
+        export_retrieval_encoder(base_model, run_dir, staging, parity_texts, tokenizer)
+        if config.export_retrieval
+        else None
+    )
 
     version = datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S")
     bundle_config = {
@@ -167,6 +179,8 @@ def build_bundle(
         },
         "provenance": _provenance(config, base_model),
     }
+    if retrieval is not None:
+        bundle_config["retrieval_encoder"] = retrieval
     _write_json(staging / "config.json", bundle_config)
     _write_json(staging / "labels.json", prepared.labels)
     _write_json(staging / "temperatures.json", temperatures)
@@ -175,7 +189,6 @@ def build_bundle(
 
     # Parity: the graphs must reproduce PyTorch before anything is measured on them.
     bundle = ModelBundle.load(staging)
-    parity_texts = frame_texts(prepared.test.head(PARITY_SAMPLE), QUERY_PREFIX)
     parity = check_parity(
         model, bundle, parity_texts, config.parity_tolerance, config.int8_min_agreement
     )

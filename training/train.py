@@ -582,6 +582,12 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--no-int8", dest="export_int8", action="store_false")
     parser.add_argument(
+        "--no-retrieval-encoder",
+        dest="export_retrieval",
+        action="store_false",
+        help="leave out the base encoder that similar-ticket search uses by default",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a fast smoke run: 1 epoch, short inputs, small lexical search",

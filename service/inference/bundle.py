@@ -23,6 +23,8 @@ __all__ = [
     "ModelBundle",
     "RuntimeOutput",
     "TriageRuntime",
+    "create_session",
+    "pad_id_of",
     "pad_token_ids",
     "softmax",
 ]
@@ -104,10 +106,24 @@ class ModelBundle:
         bundle.check()
         return bundle
 
+    @property
+    def retrieval_encoder(self) -> dict[str, Any] | None:
+        """The untouched base encoder for similar-ticket search, when the bundle has one:
+        ``file``, ``base_model``, ``digest`` (of the base weights) and ``dimension``."""
+        entry = self.raw.get("retrieval_encoder")
+        return dict(entry) if isinstance(entry, dict) else None
+
     def check(self) -> None:
+        retrieval = self.retrieval_encoder
+        if retrieval is not None and not {"file", "digest", "dimension"} <= set(retrieval):
+            raise BundleError(
+                f"{self.directory}: retrieval_encoder needs file, digest and dimension; "
+                f"found {sorted(retrieval)}"
+            )
+        extra = [retrieval["file"]] if retrieval else []
         missing = [
             f
-            for f in (TOKENIZER_FILE, *self.model_files.values())
+            for f in (TOKENIZER_FILE, *self.model_files.values(), *extra)
             if not (self.directory / f).is_file()
         ]
         if missing:
@@ -167,6 +183,23 @@ def choose_providers(provider: str) -> tuple[list[str], str]:
     return ["CPUExecutionProvider"], reason
 
 
+def create_session(
+    path: Path, provider: str = "auto", threads: int | None = None
+) -> tuple[ort.InferenceSession, str]:
+    """An ONNX Runtime session with every graph optimisation, and why its provider was chosen."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    providers, reason = choose_providers(provider)
+    return ort.InferenceSession(str(path), options, providers=providers), reason
+
+
+def pad_id_of(tokenizer: Tokenizer) -> int:
+    pad_id = tokenizer.token_to_id("<pad>")
+    return 0 if pad_id is None else pad_id
+
+
 class TriageRuntime:
     """An ONNX Runtime session over a bundle: texts in, logits and embeddings out."""
 
@@ -180,16 +213,8 @@ class TriageRuntime:
         self.bundle = bundle
         self.variant = variant
         self.tokenizer = bundle.tokenizer()
-        pad_id = self.tokenizer.token_to_id("<pad>")
-        self.pad_id = 0 if pad_id is None else pad_id
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        providers, reason = choose_providers(provider)
-        self.session = ort.InferenceSession(
-            str(bundle.model_path(variant)), options, providers=providers
-        )
+        self.pad_id = pad_id_of(self.tokenizer)
+        self.session, reason = create_session(bundle.model_path(variant), provider, threads)
         self.provider = self.session.get_providers()[0]
         self.output_names = [o.name for o in self.session.get_outputs()]
         logger.info(

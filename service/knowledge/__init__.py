@@ -1,7 +1,13 @@
 """Similar past tickets and how they were resolved: storage, embeddings, ANN index, search."""
 
 from service.knowledge.base import IndexState, KnowledgeBase
-from service.knowledge.embedders import BundleEmbedder, Embedder, UniversalSentenceEncoder
+from service.knowledge.embedders import (
+    BaseEncoderEmbedder,
+    BundleEmbedder,
+    Embedder,
+    UniversalSentenceEncoder,
+    make_embedder,
+)
 from service.knowledge.records import (
     EntryInput,
     KnowledgeRecord,
@@ -11,6 +17,7 @@ from service.knowledge.records import (
 )
 
 __all__ = [
+    "BaseEncoderEmbedder",
     "BundleEmbedder",
     "Embedder",
     "EntryInput",
@@ -21,4 +28,5 @@ __all__ = [
     "Suggestion",
     "UniversalSentenceEncoder",
     "WriteResult",
+    "make_embedder",
 ]

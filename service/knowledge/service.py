@@ -1,10 +1,12 @@
 """The knowledge base inside the running server: start-up, upkeep and model changes.
 
 The knowledge base opens in the background once the model is loaded (the
-``bundle`` embedder needs it). A maintenance task then picks up writes made by
-other processes and saves the index every few seconds. When another bundle is
-loaded and entries are embedded by the bundle, they are embedded again and the
-index rebuilt; meanwhile knowledge requests answer 503 with ``Retry-After``.
+``base`` and ``bundle`` embedders come from it). A maintenance task then picks
+up writes made by other processes and saves the index every few seconds. When
+another bundle is loaded whose embedder gives other vectors (always so for
+``bundle``; for ``base`` only when it was trained from another base model),
+every entry is embedded again and the index rebuilt; meanwhile knowledge
+requests answer 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy import Engine
 from service.errors import KnowledgeNotReadyError
 from service.inference.classifier import TicketClassifier
 from service.knowledge.base import KnowledgeBase
-from service.knowledge.embedders import BundleEmbedder, Embedder, UniversalSentenceEncoder
+from service.knowledge.embedders import Embedder, UniversalSentenceEncoder, make_embedder
 from service.settings import Settings
 
 __all__ = ["KnowledgeService"]
@@ -46,12 +48,16 @@ class KnowledgeService:
         return self.base
 
     def embedder_for(self, classifier: TicketClassifier) -> Embedder:
-        if self.settings.knowledge.embedder == "bundle":
-            assert classifier.model is not None
-            return BundleEmbedder(classifier.model.runtime)
-        if self._universal is None:
-            self._universal = UniversalSentenceEncoder()
-        return self._universal
+        name = self.settings.knowledge.embedder
+        if name == "use":
+            if self._universal is None:
+                self._universal = UniversalSentenceEncoder()
+            return self._universal
+        assert classifier.model is not None
+        runtime = classifier.model.runtime
+        return make_embedder(
+            name, runtime.bundle, self.settings.provider, self.settings.threads or None, runtime
+        )
 
     async def start(self, classifier: TicketClassifier) -> None:
         """Open the knowledge base for the loaded model and start its upkeep."""
@@ -59,7 +65,7 @@ class KnowledgeService:
         self._maintenance = asyncio.create_task(self._maintain(), name="knowledge-upkeep")
 
     async def model_changed(self, classifier: TicketClassifier) -> None:
-        """After a reload: with the bundle embedder, embed every entry again in the background."""
+        """After a reload: if the embedder's vectors change, embed every entry again."""
         embedder = self.embedder_for(classifier)
         if self.base is not None and embedder.identity == self.base.embedder.identity:
             return
