@@ -83,14 +83,14 @@ def test_verdict_keeps_a_hybrid_only_when_it_wins_on_both_runs() -> None:
 
 def test_command_compares_methods_on_the_bundle_split(trained: Path, tmp_path: Path) -> None:
     output = tmp_path / "retrieval"
-    code = main(["--model", str(trained), "--output", str(output), "--embedders", "bundle", "use"])
+    code = main(["--model", str(trained), "--output", str(output), "--embedders", "base", "use"])
     assert code == 0
     metrics = json.loads((output / "metrics.json").read_text())
     methods = set(metrics["same_language"])
     assert methods == {
         "bm25",
-        "dense bundle",
-        "hybrid bundle + bm25",
+        "dense base",
+        "hybrid base + bm25",
         "dense use",
         "hybrid use + bm25",
     }

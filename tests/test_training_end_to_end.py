@@ -27,6 +27,7 @@ def test_bundle_holds_every_file(trained: Path) -> None:
     expected = [
         "model.onnx",
         "model.int8.onnx",
+        "retrieval.int8.onnx",
         "tokenizer.json",
         "config.json",
         "labels.json",
