@@ -21,7 +21,7 @@ __all__ = ["PREFIX", "KnowledgeSettings", "Settings", "SettingsError"]
 PREFIX = "TRIAGE_"
 PROVIDERS = ("auto", "cpu", "cuda")
 VARIANTS = ("fp32", "int8")
-EMBEDDERS = ("bundle", "use")
+EMBEDDERS = ("base", "bundle", "use")
 INDEX_DTYPES = ("f32", "f16", "i8")
 
 

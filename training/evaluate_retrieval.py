@@ -321,12 +321,13 @@ def run_methods(
 ) -> dict[str, RetrievalScores]:
     """Every method on one knowledge base / query set; ``dense`` holds (queries, base) vectors."""
     judges = {name: _similarities(judge) for name, judge in answers.items()}
-    lexical = bm25_ranking(list(queries["text"]), list(base["text"]), CANDIDATES)
+    depth = min(CANDIDATES, len(base))
+    lexical = bm25_ranking(list(queries["text"]), list(base["text"]), depth)
     scores = {"bm25": score_ranking(lexical, queries, base, judges, k)}
     for name, (query_vectors, base_vectors) in dense.items():
-        ranked = dense_ranking(query_vectors, base_vectors, CANDIDATES)
+        ranked = dense_ranking(query_vectors, base_vectors, depth)
         scores[f"dense {name}"] = score_ranking(ranked, queries, base, judges, k)
-        fused = reciprocal_rank_fusion([ranked, lexical], CANDIDATES)
+        fused = reciprocal_rank_fusion([ranked, lexical], depth)
         scores[f"hybrid {name} + bm25"] = score_ranking(fused, queries, base, judges, k)
     return scores
 

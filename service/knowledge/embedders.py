@@ -33,6 +33,7 @@ from service.inference.bundle import (
     pad_id_of,
     pad_token_ids,
 )
+from service.settings import EMBEDDERS
 from service.text import ticket_text
 
 __all__ = [
@@ -45,9 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-EMBEDDERS = ("base", "bundle", "use")
-
 
 class Embedder(Protocol):
     """What the knowledge base needs of an embedding model."""
