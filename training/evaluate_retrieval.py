@@ -57,7 +57,7 @@ from tqdm.auto import tqdm
 
 from service.columns import ColumnMapping, DataError
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
-from service.knowledge.embedders import BaseEncoderEmbedder, UniversalSentenceEncoder
+from service.knowledge.embedders import BaseEncoderEmbedder, Embedder, UniversalSentenceEncoder
 from service.text import QUERY_PREFIX, ticket_text
 from training.base_model import resolve_base_model
 from training.data import prepare_data
@@ -204,13 +204,12 @@ def bundle_embedder(bundle: ModelBundle) -> Embed:
     return embed
 
 
-def base_embedder(bundle: ModelBundle) -> Embed:
-    """The bundle's retrieval encoder, exactly as the service runs it."""
-    encoder = BaseEncoderEmbedder(bundle, provider="cpu")
+def service_embedder(name: str, encoder: Embedder) -> Embed:
+    """One of the service's embedders, exactly as the service runs it."""
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         parts = []
-        for start in tqdm(range(0, len(texts), 256), desc="base embedding", unit="chunk"):
+        for start in tqdm(range(0, len(texts), 256), desc=f"{name} embedding", unit="chunk"):
             chunk = list(texts[start : start + 256])
             parts.append(encoder.embed([None] * len(chunk), chunk))
         return np.concatenate(parts)
@@ -244,19 +243,6 @@ def e5_embedder(max_length: int) -> Embed:
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 out[chunk] = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
         return _unit(out)
-
-    return embed
-
-
-def use_embedder() -> Embed:
-    encoder = UniversalSentenceEncoder()
-
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        parts = []
-        for start in tqdm(range(0, len(texts), 256), desc="USE embedding", unit="chunk"):
-            chunk = list(texts[start : start + 256])
-            parts.append(encoder.embed([None] * len(chunk), chunk))
-        return np.concatenate(parts)
 
     return embed
 
@@ -403,8 +389,8 @@ def evaluate_retrieval(
     texts = list(base["text"]) + list(queries["text"])
     makers: dict[str, tuple[Callable[[], Embed], str]] = {
         "bundle": (lambda: bundle_embedder(bundle), bundle.text_prefix),
-        "base": (lambda: base_embedder(bundle), ""),
-        "use": (use_embedder, ""),
+        "base": (lambda: service_embedder("base", BaseEncoderEmbedder(bundle, "cpu")), ""),
+        "use": (lambda: service_embedder("USE", UniversalSentenceEncoder()), ""),
     }
     dense: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     speed: dict[str, float] = {}
@@ -417,7 +403,12 @@ def evaluate_retrieval(
     e5_answers, _ = _cached(
         cache, "answers-e5-base", [QUERY_PREFIX + a for a in answer_texts], lambda: e5_embedder(128)
     )
-    use_answers, _ = _cached(cache, "answers-use", answer_texts, use_embedder)
+    use_answers, _ = _cached(
+        cache,
+        "answers-use",
+        answer_texts,
+        lambda: service_embedder("USE", UniversalSentenceEncoder()),
+    )
     tfidf_answers = normalize(
         TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2).fit_transform(answer_texts)
     )
@@ -583,7 +574,7 @@ def report_markdown(results: Mapping[str, Any]) -> str:
 def plot_results(results: Mapping[str, Any], path: Path) -> None:
     methods = list(results["same_language"])
     k = results["k"]
-    figure, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+    figure, axes = plt.subplots(1, 4, figsize=(21, 5.5))
     panels = [
         (
             "same language: same-queue P@k",
@@ -596,6 +587,10 @@ def plot_results(results: Mapping[str, Any], path: Path) -> None:
         (
             "cross-lingual (EN base): same-queue P@k",
             [_cross_mean(results, m, "queue_precision") for m in methods],
+        ),
+        (
+            "cross-lingual (EN base): answer gap closed",
+            [_cross_mean(results, m, "answer_gap_closed") for m in methods],
         ),
     ]
     for axis, (title, values) in zip(axes, panels, strict=True):

@@ -103,10 +103,10 @@ class BenchmarkError(RuntimeError):
 class BenchmarkConfig:
     """What every index in one benchmark shares: the vectors, the queries, the HNSW settings."""
 
-    dimension: int = 512
+    dimension: int = 384
     clusters: int = 2000
     seed: int = 0
-    queries: int = 1000
+    queries: int = 500
     warm_up_queries: int = 100
     neighbours: int = 10
     connectivity: int = 16
@@ -743,11 +743,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--compare-size", type=int, default=200_000)
+    parser.add_argument("--compare-size", type=int, default=50_000)
     parser.add_argument("--scale-size", type=int, default=1_000_000)
-    parser.add_argument("--dimension", type=int, default=512)
+    parser.add_argument("--dimension", type=int, default=384)
     parser.add_argument("--clusters", type=int, default=2000)
-    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--chunk-size",
