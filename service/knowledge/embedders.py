@@ -47,6 +47,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 class Embedder(Protocol):
     """What the knowledge base needs of an embedding model."""
 
