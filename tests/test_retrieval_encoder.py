@@ -41,6 +41,7 @@ def test_it_embeds_as_the_base_model_does_before_fine_tuning(
 
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.einsum("nd,nd->n", vectors, expected.numpy()).min() > 0.98
+    assert "retrieval.int8.onnx" in (trained / "MODEL_CARD.md").read_text()
 
 
 def _copy(trained: Path, folder: Path, **changes: object) -> Path:
