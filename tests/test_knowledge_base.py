@@ -235,6 +235,18 @@ def test_an_index_saved_before_a_crash_catches_up_from_the_change_log(
     assert top_ids(reopened, "Outlook crashes on start", k=1) == ["T-7"]
 
 
+def test_an_index_saved_after_the_writes_opens_without_replaying_them(
+    base: KnowledgeBase, engine: Engine, encoder: UniversalSentenceEncoder, tmp_path: Path
+) -> None:
+    base.save()
+
+    reopened = KnowledgeBase(engine, encoder, tmp_path / "index")
+    state = reopened.open()
+
+    assert state.how == "loaded"
+    assert_index_matches_database(reopened)
+
+
 def test_a_damaged_index_file_is_rebuilt_from_the_database(
     base: KnowledgeBase, engine: Engine, encoder: UniversalSentenceEncoder, tmp_path: Path
 ) -> None:

@@ -191,7 +191,12 @@ class KnowledgeBase:
             return len(changed)
 
     def save(self) -> None:
+        """Write the index to disk, recording the last change it holds.
+
+        It first catches up with the change log, which also moves that mark past this
+        process's own writes, so the next open replays only what came after."""
         with self._write_lock:
+            self.sync()
             self._require_index().save(self.index_dir)
             self._dirty = False
 
