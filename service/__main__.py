@@ -112,8 +112,7 @@ def knowledge_command(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(summary.line() + "\n")
     elif args.action == "rebuild":
         base.index = base.rebuild(progress=True)
-        base.sync()
-        base.save()
+        base.save()  # replays what changed during the rebuild, then writes
         sys.stdout.write(f"rebuilt the index: {len(base.index)} vectors\n")
     else:
         sys.stdout.write(json.dumps(base.statistics(), indent=2, ensure_ascii=False) + "\n")

@@ -7,6 +7,7 @@ serving install can read exports too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,16 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DEFAULT_HEADS", "TEXT_FIELDS", "ColumnMapping", "DataError"]
+_TAG_COLUMN = re.compile(r"tag_(\d+)")
+
+__all__ = [
+    "DEFAULT_HEADS",
+    "TEXT_FIELDS",
+    "ColumnMapping",
+    "DataError",
+    "cell_text",
+    "tag_columns",
+]
 
 DEFAULT_HEADS: tuple[str, ...] = ("queue", "priority", "type")
 TEXT_FIELDS: tuple[str, ...] = ("subject", "body", "answer", "language", "tags")
@@ -22,6 +32,23 @@ TEXT_FIELDS: tuple[str, ...] = ("subject", "body", "answer", "language", "tags")
 
 class DataError(ValueError):
     """The data cannot be used as given; the message says what to change."""
+
+
+def cell_text(value: Any) -> str:
+    """A cell of an export as text: empty for None or NaN, otherwise stripped."""
+    if value is None or value != value:  # NaN is the one value unequal to itself
+        return ""
+    return str(value).strip()
+
+
+def tag_columns(names: Iterable[Any]) -> list[str]:
+    """The ``tag_1`` … ``tag_N`` columns among ``names``, in number order."""
+    numbered = (
+        (int(match.group(1)), str(name))
+        for name in names
+        if (match := _TAG_COLUMN.fullmatch(str(name)))
+    )
+    return [name for _, name in sorted(numbered)]
 
 
 @dataclass(frozen=True)

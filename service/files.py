@@ -10,11 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FileFormatError", "read_rows", "write_rows"]
+__all__ = ["FileFormatError", "read_rows", "write_json", "write_rows"]
 
 
 class FileFormatError(ValueError):
     """A file's format is not one of those supported, or its content is not rows."""
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Indented UTF-8 JSON, its folder created if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_rows(source: Path) -> list[dict[str, Any]]:

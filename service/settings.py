@@ -59,7 +59,9 @@ class EnvironmentSettings:
                 continue
             raw = environ.get(cls.prefix + item.name.upper())
             if raw is not None:
-                values[item.name] = _parse(cls.prefix + item.name.upper(), raw, default)
+                values[item.name] = _parse(
+                    cls.prefix + item.name.upper(), raw, default, str(item.type)
+                )
         values.update(overrides)
         return cls(**values)
 
@@ -207,7 +209,9 @@ def _default_of(item: dataclasses.Field[Any]) -> Any:
     return item.default_factory()
 
 
-def _parse(variable: str, raw: str, default: Any) -> Any:
+def _parse(variable: str, raw: str, default: Any, annotation: str) -> Any:
+    """``raw`` as the type of ``default``; ``annotation`` (the field's type, as written)
+    tells a path whose default is None."""
     try:
         if isinstance(default, bool):
             return raw.strip().lower() in ("1", "true", "yes", "on")
@@ -215,7 +219,7 @@ def _parse(variable: str, raw: str, default: Any) -> Any:
             return int(raw)
         if isinstance(default, float):
             return float(raw)
-        if isinstance(default, Path) or (default is None and variable.endswith("_DIR")):
+        if isinstance(default, Path) or "Path" in annotation:
             return Path(raw).expanduser() if raw.strip() else default
         if isinstance(default, Mapping):
             pairs = (part.split("=", 1) for part in raw.split(",") if part.strip())

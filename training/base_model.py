@@ -43,6 +43,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm
 
+from service.files import write_json
+
 __all__ = [
     "DEFAULT_BASE_MODEL",
     "E5_TOKENIZER_SOURCE",
@@ -369,7 +371,7 @@ def _write_manifest(folder: Path) -> None:
         "sources": _source_records(),
         "files": files,
     }
-    _write_json(folder / MANIFEST_NAME, manifest)
+    write_json(folder / MANIFEST_NAME, manifest)
 
 
 def _sha256_file(path: Path) -> str:
@@ -388,10 +390,10 @@ def _write_folder(folder: Path, weights: bytes, tokenizer_json: bytes) -> None:
     plan = _plan_tensors(hyper, tensors)
 
     _write_safetensors(folder / "model.safetensors", plan, tensors, weights)
-    _write_json(folder / "config.json", _bert_config(hyper))
+    write_json(folder / "config.json", _bert_config(hyper))
     (folder / "tokenizer.json").write_bytes(tokenizer_json)
-    _write_json(folder / "tokenizer_config.json", _tokenizer_config(hyper))
-    _write_json(folder / "special_tokens_map.json", _SPECIAL_TOKENS)
+    write_json(folder / "tokenizer_config.json", _tokenizer_config(hyper))
+    write_json(folder / "special_tokens_map.json", _SPECIAL_TOKENS)
     _write_sentence_transformers_files(folder, hyper)
     _write_manifest(folder)
 
@@ -420,11 +422,6 @@ def _remove_abandoned_builds(target: Path) -> None:
         if leftover.is_dir() and leftover.stat().st_mtime < cutoff:
             logger.info("removing abandoned build folder %s", leftover)
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------- reading the .bin
@@ -741,13 +738,13 @@ def _write_sentence_transformers_files(folder: Path, hyper: _Hyperparameters) ->
         "default_prompt_name": None,
         "similarity_fn_name": "cosine",
     }
-    _write_json(folder / "modules.json", modules)
-    _write_json(
+    write_json(folder / "modules.json", modules)
+    write_json(
         folder / "sentence_bert_config.json",
         {"max_seq_length": hyper.max_positions, "do_lower_case": False},
     )
-    _write_json(folder / "config_sentence_transformers.json", sentence_transformers_config)
-    _write_json(folder / "1_Pooling" / "config.json", pooling)
+    write_json(folder / "config_sentence_transformers.json", sentence_transformers_config)
+    write_json(folder / "1_Pooling" / "config.json", pooling)
     # Normalize has no parameters; the folder only has to exist.
     (folder / "2_Normalize").mkdir()
 

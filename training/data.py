@@ -24,7 +24,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from service.columns import DEFAULT_HEADS, ColumnMapping, DataError
+from service.columns import DEFAULT_HEADS, ColumnMapping, DataError, cell_text, tag_columns
 from service.text import clean_text, detect_language, ticket_text
 
 __all__ = [
@@ -151,7 +151,7 @@ def load_tickets(
 
 
 def _as_text(column: pd.Series) -> pd.Series:
-    return column.map(lambda value: "" if value is None or value != value else str(value).strip())
+    return column.map(cell_text)
 
 
 def _tags(raw: pd.DataFrame, columns: Mapping[str, str]) -> pd.Series:
@@ -160,12 +160,10 @@ def _tags(raw: pd.DataFrame, columns: Mapping[str, str]) -> pd.Series:
         return _as_text(raw[columns["tags"]]).map(
             lambda text: ",".join(t.strip() for t in text.split(",") if t.strip())
         )
-    tag_columns = sorted(
-        (c for c in raw.columns if re.fullmatch(r"tag_\d+", str(c))), key=lambda c: int(str(c)[4:])
-    )
-    if not tag_columns:
+    numbered = tag_columns(raw.columns)
+    if not numbered:
         return pd.Series([""] * len(raw), index=raw.index)
-    tags = raw[tag_columns].apply(lambda col: _as_text(col))
+    tags = raw[numbered].apply(lambda col: _as_text(col))
     return tags.apply(lambda row: ",".join(t for t in row if t), axis=1)
 
 

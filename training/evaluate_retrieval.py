@@ -56,8 +56,15 @@ from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
 from service.columns import ColumnMapping, DataError
+from service.files import write_json
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
-from service.knowledge.embedders import BaseEncoderEmbedder, Embedder, UniversalSentenceEncoder
+from service.knowledge.embedders import (
+    BaseEncoderEmbedder,
+    BundleEmbedder,
+    Embedder,
+    UniversalSentenceEncoder,
+    unit_rows,
+)
 from service.text import QUERY_PREFIX, ticket_text
 from training.base_model import resolve_base_model
 from training.data import prepare_data
@@ -187,23 +194,6 @@ def _cached(
     return vectors, seconds
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-def bundle_embedder(bundle: ModelBundle) -> Embed:
-    runtime = TriageRuntime(bundle, "fp32", "cpu")
-
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        parts = []
-        for start in tqdm(range(0, len(texts), 256), desc="bundle embedding", unit="chunk"):
-            parts.append(runtime.run(texts[start : start + 256], 32).embeddings)
-        return _unit(np.concatenate(parts))
-
-    return embed
-
-
 def service_embedder(name: str, encoder: Embedder) -> Embed:
     """One of the service's embedders, exactly as the service runs it."""
 
@@ -242,7 +232,7 @@ def e5_embedder(max_length: int) -> Embed:
                 hidden = model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 out[chunk] = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
-        return _unit(out)
+        return unit_rows(out)
 
     return embed
 
@@ -388,7 +378,12 @@ def evaluate_retrieval(
     cache = output / "cache"
     texts = list(base["text"]) + list(queries["text"])
     makers: dict[str, tuple[Callable[[], Embed], str]] = {
-        "bundle": (lambda: bundle_embedder(bundle), bundle.text_prefix),
+        "bundle": (
+            lambda: service_embedder(
+                "bundle", BundleEmbedder(TriageRuntime(bundle, "fp32", "cpu"))
+            ),
+            "",
+        ),
         "base": (lambda: service_embedder("base", BaseEncoderEmbedder(bundle, "cpu")), ""),
         "use": (lambda: service_embedder("USE", UniversalSentenceEncoder()), ""),
     }
@@ -457,7 +452,7 @@ def evaluate_retrieval(
     results["verdict"] = verdict(results)
 
     output.mkdir(parents=True, exist_ok=True)
-    (output / "metrics.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_json(output / "metrics.json", results)
     (output / "report.md").write_text(report_markdown(results), encoding="utf-8")
     plot_results(results, output / "retrieval.png")
     _print_table(results, console)

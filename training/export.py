@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
@@ -32,10 +31,12 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import AutoModel
 
+from service.files import write_json
 from service.inference.bundle import (
     BundleError,
     ModelBundle,
     TriageRuntime,
+    create_session,
     pad_id_of,
     pad_token_ids,
 )
@@ -295,9 +296,7 @@ def export_retrieval_encoder(
     )
     with torch.no_grad():
         expected = pooled(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
-    session = ort.InferenceSession(
-        str(target_dir / RETRIEVAL_FILE), providers=["CPUExecutionProvider"]
-    )
+    session, _ = create_session(target_dir / RETRIEVAL_FILE, provider="cpu")
     (found,) = session.run(None, {"input_ids": input_ids, "attention_mask": mask})
     cosine = float(_cosine(np.asarray(found), expected).mean())
     if cosine < RETRIEVAL_MIN_COSINE:
@@ -338,7 +337,7 @@ def add_retrieval_encoder(bundle_dir: Path, base_model: str | None = None) -> di
     config_path = bundle_dir / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["retrieval_encoder"] = entry
-    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    write_json(config_path, config)
     return entry
 
 

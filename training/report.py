@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
+from service.files import write_json
 from service.inference.bundle import ModelBundle, TriageRuntime, softmax
 from service.text import QUERY_PREFIX
 from training.baseline import fit_baseline
@@ -69,10 +70,6 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _provenance(config: TrainConfig, base_model: str) -> dict[str, Any]:
@@ -181,11 +178,11 @@ def build_bundle(
     }
     if retrieval is not None:
         bundle_config["retrieval_encoder"] = retrieval
-    _write_json(staging / "config.json", bundle_config)
-    _write_json(staging / "labels.json", prepared.labels)
-    _write_json(staging / "temperatures.json", temperatures)
-    _write_json(staging / "train_config.json", {**config.to_json(), "device": device})
-    _write_json(staging / "data_statistics.json", prepared.statistics)
+    write_json(staging / "config.json", bundle_config)
+    write_json(staging / "labels.json", prepared.labels)
+    write_json(staging / "temperatures.json", temperatures)
+    write_json(staging / "train_config.json", {**config.to_json(), "device": device})
+    write_json(staging / "data_statistics.json", prepared.statistics)
 
     # Parity: the graphs must reproduce PyTorch before anything is measured on them.
     bundle = ModelBundle.load(staging)
@@ -260,7 +257,7 @@ def build_bundle(
         "seconds": round(elapsed, 1),
         "device": device,
     }
-    _write_json(staging / "metrics.json", metrics)
+    write_json(staging / "metrics.json", metrics)
     write_report(staging / "report.md", metrics, prepared.statistics, bundle_config)
     write_model_card(staging / "MODEL_CARD.md", metrics, prepared.statistics, bundle_config)
 

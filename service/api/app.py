@@ -22,6 +22,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from service import __version__
+from service.api.checks import check_ticket_text
 from service.api.knowledge import ROUTES as KNOWLEDGE_ROUTES
 from service.api.knowledge import suggest_for_predictions
 from service.api.schemas import (
@@ -58,14 +59,7 @@ def _tickets(requests: Sequence[TicketRequest], settings: Settings) -> list[Tick
     tickets = []
     for index, request in enumerate(requests):
         where = f"tickets[{index}]" if len(requests) > 1 else "ticket"
-        if not request.body.strip():
-            raise InputError(f"{where}.body: expected ticket text, found only whitespace")
-        length = len(request.body) + len(request.subject or "")
-        if length > settings.max_text_chars:
-            raise InputError(
-                f"{where}: expected at most {settings.max_text_chars} characters of subject "
-                f"and body, found {length}"
-            )
+        check_ticket_text(where, request.subject, request.body, settings.max_text_chars)
         tickets.append(Ticket(request.body, request.subject, request.language))
     return tickets
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import numpy as np
 from litestar import delete, get, post
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK
 
+from service.api.checks import check_ticket_text
 from service.api.schemas import (
     KnowledgeEntryRequest,
     KnowledgeEntryResponse,
@@ -26,7 +26,8 @@ from service.api.schemas import (
 from service.errors import InputError, NotFoundError
 from service.inference.classifier import TicketPrediction
 from service.knowledge import EntryInput, KnowledgeRecord, SuggestFilters, Suggestion
-from service.knowledge.embedders import BundleEmbedder
+from service.knowledge.embedders import BundleEmbedder, unit_rows
+from service.knowledge.records import as_utc
 from service.knowledge.service import KnowledgeService
 from service.settings import Settings
 
@@ -37,15 +38,14 @@ def _entries(requests: Sequence[KnowledgeEntryRequest], settings: Settings) -> l
     entries = []
     for position, request in enumerate(requests):
         where = f"entries[{position}]"
-        for name in ("source_id", "body", "resolution"):
+        for name in ("source_id", "resolution"):
             if not getattr(request, name).strip():
                 raise InputError(f"{where}.{name}: expected text, found only whitespace")
-        length = len(request.body) + len(request.subject or "")
-        if length > settings.max_text_chars or len(request.resolution) > settings.max_text_chars:
+        check_ticket_text(where, request.subject, request.body, settings.max_text_chars)
+        if len(request.resolution) > settings.max_text_chars:
             raise InputError(
-                f"{where}: expected at most {settings.max_text_chars} characters of subject "
-                f"and body, and as many of resolution, found {length} and "
-                f"{len(request.resolution)}"
+                f"{where}.resolution: expected at most {settings.max_text_chars} characters, "
+                f"found {len(request.resolution)}"
             )
         entries.append(
             EntryInput(
@@ -79,7 +79,8 @@ def _suggestion(suggestion: Suggestion) -> SuggestionResult:
 def _filters(request: SuggestFiltersRequest | None) -> SuggestFilters:
     if request is None:
         return SuggestFilters()
-    after, before = _utc(request.created_after), _utc(request.created_before)
+    after = as_utc(request.created_after) if request.created_after else None
+    before = as_utc(request.created_before) if request.created_before else None
     if after and before and after >= before:
         raise InputError(
             "filters: expected created_after before created_before, found "
@@ -91,13 +92,6 @@ def _filters(request: SuggestFiltersRequest | None) -> SuggestFilters:
         created_after=after,
         created_before=before,
     )
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """Timestamps without a zone are taken as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def _k(requested: int | None, settings: Settings) -> int:
@@ -153,10 +147,7 @@ async def delete_knowledge(state: State, source_id: str) -> dict[str, str]:
 async def suggest(state: State, data: SuggestRequest) -> SuggestResponse:
     """Resolved tickets most like this one, in any language; near-identical ones folded."""
     settings: Settings = state.settings
-    if not data.body.strip():
-        raise InputError("body: expected ticket text, found only whitespace")
-    if len(data.body) + len(data.subject or "") > settings.max_text_chars:
-        raise InputError(f"body: expected at most {settings.max_text_chars} characters")
+    check_ticket_text("ticket", data.subject, data.body, settings.max_text_chars)
     k, filters = _k(data.k, settings), _filters(data.filters)
     base = state.knowledge.require()
 
@@ -180,13 +171,13 @@ async def suggest_for_predictions(
     k = settings.knowledge.default_k
     embedder = base.embedder
     same_model = isinstance(embedder, BundleEmbedder) and all(
-        embedder.identity == f"bundle:{p.model_name}@{p.model_version}" for p in predictions
+        embedder.identity == BundleEmbedder.identity_of(p.model_name, p.model_version)
+        for p in predictions
     )
 
     def run() -> list[list[Suggestion]]:
         if same_model:
-            queries = np.stack([p.embedding for p in predictions]).astype(np.float32)
-            queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+            queries = unit_rows(np.stack([p.embedding for p in predictions]))
         else:
             queries = embedder.embed(list(subjects), list(bodies))
         return [base.suggest(query, k) for query in queries]

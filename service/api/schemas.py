@@ -271,4 +271,6 @@ class SuggestionResult(KnowledgeEntryResponse):
 
 class SuggestResponse(msgspec.Struct):
     suggestions: list[SuggestionResult]
-    embedder: Annotated[str, msgspec.Meta(examples=["use-multilingual-v3"])]
+    embedder: Annotated[
+        str, msgspec.Meta(examples=["base:multilingual-e5-small:1aabcf172ced606f:192"])
+    ]

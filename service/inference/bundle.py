@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ __all__ = [
     "RuntimeOutput",
     "TriageRuntime",
     "create_session",
+    "length_batches",
     "pad_id_of",
     "pad_token_ids",
     "softmax",
@@ -195,6 +196,13 @@ def create_session(
     return ort.InferenceSession(str(path), options, providers=providers), reason
 
 
+def length_batches(ids: Sequence[Sequence[int]], batch_size: int) -> Iterator[np.ndarray]:
+    """Positions of ``ids`` in batches of similar length, so that little padding is run."""
+    order = np.argsort([len(row) for row in ids], kind="stable")
+    for start in range(0, len(ids), batch_size):
+        yield order[start : start + batch_size]
+
+
 def pad_id_of(tokenizer: Tokenizer) -> int:
     pad_id = tokenizer.token_to_id("<pad>")
     return 0 if pad_id is None else pad_id
@@ -242,11 +250,9 @@ class TriageRuntime:
     def run(self, texts: Sequence[str], batch_size: int = 32) -> RuntimeOutput:
         """All texts, in length-sorted batches to cut padding; results in input order."""
         ids, truncated = self.encode(texts)
-        order = np.argsort([len(row) for row in ids], kind="stable")
         logits = {h: np.zeros((len(ids), len(v)), np.float32) for h, v in self.bundle.heads.items()}
         embeddings = np.zeros((len(ids), self.bundle.embedding_dim), np.float32)
-        for start in range(0, len(ids), batch_size):
-            chunk = order[start : start + batch_size]
+        for chunk in length_batches(ids, batch_size):
             batch_logits, batch_embeddings = self.run_ids([ids[i] for i in chunk])
             for head, values in batch_logits.items():
                 logits[head][chunk] = values

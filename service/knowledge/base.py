@@ -56,7 +56,7 @@ _REEMBED_CHUNK = 256
 class IndexState:
     size: int
     last_change_id: int
-    how: str  # loaded, caught up, rebuilt
+    how: str  # "loaded", "loaded, N changes replayed" or "rebuilt"
 
 
 def word_shingles(text: str) -> set[str]:

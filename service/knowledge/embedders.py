@@ -30,6 +30,7 @@ from service.inference.bundle import (
     ModelBundle,
     TriageRuntime,
     create_session,
+    length_batches,
     pad_id_of,
     pad_token_ids,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Embedder",
     "UniversalSentenceEncoder",
     "make_embedder",
+    "unit_rows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ class Embedder(Protocol):
         ...
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1, as float32 (an all-zero row stays zero)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.asarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
@@ -73,8 +76,13 @@ class BundleEmbedder:
         self.runtime = runtime
         self.batch_size = batch_size
         bundle = runtime.bundle
-        self.identity = f"bundle:{bundle.name}@{bundle.version}"
+        self.identity = self.identity_of(bundle.name, bundle.version)
         self.dimension = bundle.embedding_dim
+
+    @staticmethod
+    def identity_of(name: str, version: str) -> str:
+        """The identity of the vectors of bundle ``name`` at ``version``."""
+        return f"bundle:{name}@{version}"
 
     def texts(self, subjects: Sequence[str | None], bodies: Sequence[str]) -> list[str]:
         prefix = self.runtime.bundle.text_prefix
@@ -84,7 +92,7 @@ class BundleEmbedder:
         if not bodies:
             return np.empty((0, self.dimension), np.float32)
         output = self.runtime.run(self.texts(subjects, bodies), self.batch_size)
-        return _normalise(output.embeddings)
+        return unit_rows(output.embeddings)
 
 
 class BaseEncoderEmbedder:
@@ -117,15 +125,13 @@ class BaseEncoderEmbedder:
         texts = [ticket_text(s, b, self.prefix) for s, b in zip(subjects, bodies, strict=True)]
         ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
         vectors = np.zeros((len(ids), self.dimension), np.float32)
-        order = np.argsort([len(row) for row in ids], kind="stable")
-        for start in range(0, len(ids), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in length_batches(ids, self.batch_size):
             input_ids, mask = pad_token_ids([ids[i] for i in chunk], self.pad_id)
             (found,) = self.session.run(
                 ["embedding"], {"input_ids": input_ids, "attention_mask": mask}
             )
             vectors[chunk] = found
-        return _normalise(vectors)
+        return unit_rows(vectors)
 
 
 class UniversalSentenceEncoder:
@@ -161,7 +167,7 @@ class UniversalSentenceEncoder:
             np.asarray(encoder.encode(texts[i : i + self.batch_size]))  # type: ignore[attr-defined]
             for i in range(0, len(texts), self.batch_size)
         ]
-        return _normalise(np.concatenate(parts).reshape(len(texts), self.dimension))
+        return unit_rows(np.concatenate(parts).reshape(len(texts), self.dimension))
 
 
 def make_embedder(

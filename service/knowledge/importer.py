@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from service.columns import DEFAULT_HEADS, ColumnMapping, DataError
+from service.columns import DEFAULT_HEADS, ColumnMapping, DataError, cell_text, tag_columns
 from service.files import read_rows
 from service.knowledge.base import KnowledgeBase
-from service.knowledge.records import EntryInput
+from service.knowledge.records import EntryInput, as_utc
 from service.text import clean_text
 
 __all__ = ["ImportSummary", "entries_from_rows", "import_files"]
@@ -38,7 +37,6 @@ IMPORT_FIELDS: dict[str, tuple[str, ...]] = {
     "resolved_at": ("resolved_at", "closed_at", "resolved"),
     "source_system": ("source_system",),
 }
-_TAG_COLUMN = re.compile(r"tag_(\d+)")
 
 
 @dataclass
@@ -57,34 +55,25 @@ class ImportSummary:
         )
 
 
-def _text(value: Any) -> str:
-    if value is None or value != value:  # None or NaN
-        return ""
-    return str(value).strip()
-
-
 def _timestamp(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = _text(value)
+        return as_utc(value)
+    text = cell_text(value)
     if not text:
         return None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
 
 
 def _tags(row: Mapping[str, Any], columns: Mapping[str, str]) -> list[str]:
     if "tags" in columns:
         raw = row.get(columns["tags"])
-        items = raw if isinstance(raw, list) else _text(raw).split(",")
-        return [tag for tag in (_text(t) for t in items) if tag]
-    numbered = sorted(
-        (int(m.group(1)), key) for key in row if (m := _TAG_COLUMN.fullmatch(str(key)))
-    )
-    return [tag for tag in (_text(row[key]) for _, key in numbered) if tag]
+        items = raw if isinstance(raw, list) else cell_text(raw).split(",")
+        return [tag for tag in (cell_text(t) for t in items) if tag]
+    return [tag for tag in (cell_text(row[key]) for key in tag_columns(row)) if tag]
 
 
 def entries_from_rows(
@@ -113,9 +102,9 @@ def entries_from_rows(
         )
     stem = Path(origin).stem
     for row in rows:
-        subject = clean_text(_text(row.get(columns.get("subject", ""))))
-        body = clean_text(_text(row.get(columns["body"])))
-        resolution = clean_text(_text(row.get(columns["answer"])))
+        subject = clean_text(cell_text(row.get(columns.get("subject", ""))))
+        body = clean_text(cell_text(row.get(columns["body"])))
+        resolution = clean_text(cell_text(row.get(columns["answer"])))
         if not body:
             yield "no body"
             continue
@@ -124,11 +113,11 @@ def entries_from_rows(
             continue
         labels = {}
         for head in heads:
-            raw = _text(row.get(columns.get(head, "")))
+            raw = cell_text(row.get(columns.get(head, "")))
             label = mapping.values.get(head, {}).get(raw.casefold(), raw)
             if label:
                 labels[head] = label
-        source_id = _text(row.get(columns.get("source_id", "")))
+        source_id = cell_text(row.get(columns.get("source_id", "")))
         if not source_id:
             digest = hashlib.sha256(f"{subject}\n{body}".encode()).hexdigest()[:20]
             source_id = f"{stem}:{digest}"
@@ -140,7 +129,7 @@ def entries_from_rows(
             labels=labels,
             tags=_tags(row, columns),
             source_system=(
-                source_system or _text(row.get(columns.get("source_system", ""))) or stem
+                source_system or cell_text(row.get(columns.get("source_system", ""))) or stem
             )[:64],
             created_at=_timestamp(row.get(columns.get("created_at", ""))),
             resolved_at=_timestamp(row.get(columns.get("resolved_at", ""))),

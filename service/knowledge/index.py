@@ -6,8 +6,9 @@ which embedder filled it and the last database change it holds, so that a
 loaded index can replay what happened after it was saved, and an index from
 another embedder or a damaged file is recognised and rebuilt.
 
-usearch was chosen over hnswlib and faiss by measurement (README, "Similar
-tickets"); vectors are stored as float16 by default, which halves memory at no
+usearch was chosen over hnswlib and faiss by measurement (README, "The vector
+index: measured"): it alone removes entries for real. Vectors are stored as
+float16 by default, which took 41 % less memory than float32 there at no
 measured loss of recall.
 """
 
@@ -92,9 +93,7 @@ class VectorIndex:
                 f"found {vectors.shape}"
             )
         with self._lock:
-            present = np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)
-            if present.any():
-                self._index.remove(keys[present])
+            self.remove(keys)
             self._index.add(keys, vectors, threads=self.threads)
 
     def remove(self, keys: Sequence[int] | np.ndarray) -> None:

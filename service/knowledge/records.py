@@ -6,9 +6,21 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
-__all__ = ["EntryInput", "KnowledgeRecord", "SuggestFilters", "Suggestion", "WriteResult"]
+__all__ = [
+    "EntryInput",
+    "KnowledgeRecord",
+    "SuggestFilters",
+    "Suggestion",
+    "WriteResult",
+    "as_utc",
+]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A timestamp without a zone is taken as UTC; one with a zone is kept."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,16 @@ from service.storage.tables import KnowledgeChange, KnowledgeEntry, utc_now
 __all__ = ["EntryRow", "KnowledgeStore"]
 
 UPSERT, DELETE = "upsert", "delete"
+# Vectors are stored as little-endian float32 bytes.
+_VECTOR_DTYPE = "<f4"
+
+
+def _to_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, _VECTOR_DTYPE).tobytes()
+
+
+def _from_blob(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=_VECTOR_DTYPE)
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ class KnowledgeStore:
                     )
                 )
                 for entry_id, blob in rows:
-                    found[int(entry_id)] = np.frombuffer(blob, dtype="<f4")
+                    found[int(entry_id)] = _from_blob(blob)
         return found
 
     def iter_embeddings(
@@ -165,7 +175,7 @@ class KnowledgeStore:
                 return
             last = int(rows[-1][0])
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+            yield ids, np.stack([_from_blob(r[1]) for r in rows])
 
     def stale(self, embedder: str, chunk: int) -> list[tuple[int, str, str]]:
         """Up to ``chunk`` entries (id, subject, body) whose vector is from another embedder."""
@@ -236,7 +246,7 @@ class KnowledgeStore:
                 row.updated_at = now
                 if entry.source_id in vectors:
                     row.embedder = embedder
-                    row.embedding = np.asarray(vectors[entry.source_id], "<f4").tobytes()
+                    row.embedding = _to_blob(vectors[entry.source_id])
                 if known is None:
                     session.add(row)
                 session.flush()
@@ -256,7 +266,7 @@ class KnowledgeStore:
                 if row is None:
                     continue
                 row.embedder = embedder
-                row.embedding = np.asarray(vector, "<f4").tobytes()
+                row.embedding = _to_blob(vector)
                 session.add(KnowledgeChange(entry_id=entry_id, operation=UPSERT, changed_at=now))
 
     def delete(self, source_id: str) -> tuple[int, int] | None:
