@@ -62,7 +62,7 @@ evaluate: setup
 evaluate-retrieval: setup
 	$(BIN)/python -m training.evaluate_retrieval --model $(MODEL) --output runs/retrieval/$(NAME)
 
-# The ANN libraries side by side, then a 1,000,000-entry index (about 15 minutes on 2 cores).
+# The ANN libraries side by side, then a 1,000,000-entry index (about 12 minutes on 2 cores).
 bench-knowledge: setup
 	$(BIN)/python -m service.knowledge.benchmark --output runs/bench/knowledge-index $(BENCH_ARGS)
 
