@@ -5,6 +5,9 @@ python -m service classify tickets.csv -o predictions.csv
 python -m service knowledge import resolved.csv --column-mapping data/mappings/zammad.yaml
 python -m service knowledge stats
 python -m service knowledge rebuild              # rebuild the vector index from the database
+python -m service keys create --name zammad --scope predict --scope knowledge:write
+python -m service keys list
+python -m service keys revoke 0123abcd           # by the key's prefix (tt_<prefix>_...)
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import logging.config
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +26,8 @@ from service.files import FileFormatError, read_rows, write_rows
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
 from service.knowledge import KnowledgeBase, make_embedder
 from service.knowledge.importer import import_files
+from service.security.keys import SCOPES, ApiKeyError, ApiKeyStore
+from service.security.privacy import knowledge_redactor, logging_config
 from service.settings import Settings, SettingsError
 from service.storage import StorageError, create_database_engine, upgrade_schema
 from service.text import detect_language, ticket_text
@@ -39,13 +47,19 @@ def serve(settings: Settings) -> int:
     engine = create_database_engine(settings.resolved_database_url)
     upgrade_schema(engine)
     engine.dispose()
+
+    # On SIGTERM uvicorn stops accepting, lets the requests in flight finish (the model
+    # batches them to the end), runs the shutdown, and then raises the signal again; with
+    # this handler in place that last signal is a no-op and the process exits 0.
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: None)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level.lower(),
+        log_config=logging_config(settings.log_level, settings.privacy.regions),
         timeout_graceful_shutdown=30,
     )
+    logger.info("stopped")
     return 0
 
 
@@ -86,7 +100,13 @@ def open_knowledge_base(settings: Settings) -> KnowledgeBase:
     name = settings.knowledge.embedder
     bundle = None if name == "use" else ModelBundle.load(settings.model_dir)
     embedder = make_embedder(name, bundle, settings.provider, settings.threads or None)
-    base = KnowledgeBase(engine, embedder, settings.knowledge_index_dir, settings.knowledge)
+    base = KnowledgeBase(
+        engine,
+        embedder,
+        settings.knowledge_index_dir,
+        settings.knowledge,
+        knowledge_redactor(settings.privacy),
+    )
     base.open(progress=True)
     return base
 
@@ -116,6 +136,40 @@ def knowledge_command(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(f"rebuilt the index: {len(base.index)} vectors\n")
     else:
         sys.stdout.write(json.dumps(base.statistics(), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def keys_command(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_database_engine(settings.resolved_database_url)
+    upgrade_schema(engine)
+    keys = ApiKeyStore(engine)
+    if args.action == "list":
+        for info in keys.list(include_revoked=args.all):
+            revoked = f"  revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else ""
+            sys.stdout.write(
+                f"tt_{info.prefix}_...  {info.name}  {','.join(info.scopes)}  "
+                f"created {info.created_at:%Y-%m-%d %H:%M}{revoked}\n"
+            )
+    elif args.action == "revoke":
+        info = keys.revoke(args.prefix)
+        sys.stdout.write(f"revoked tt_{info.prefix}_... ({info.name})\n")
+    elif args.if_none and keys.count_active():
+        sys.stdout.write(f"{keys.count_active()} API keys exist; not making another\n")
+    else:
+        made = keys.create(args.name, args.scope)
+        if args.output:
+            # Readable by its owner only; the key is stored nowhere else.
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(made.secret + "\n")
+            sys.stdout.write(
+                f"made API key tt_{made.info.prefix}_... ({made.info.name}, "
+                f"{','.join(made.info.scopes)}); written to {args.output}\n"
+            )
+        else:
+            sys.stdout.write(made.secret + "\n")
+    engine.dispose()
     return 0
 
 
@@ -156,6 +210,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     actions.add_parser("stats", help="entries per language and queue, index state")
     actions.add_parser("rebuild", help="rebuild the vector index from the stored vectors")
+    keys_parser = commands.add_parser("keys", help="make, list and revoke API keys")
+    key_actions = keys_parser.add_subparsers(dest="action", required=True)
+    create_parser = key_actions.add_parser(
+        "create", help="make a key and print it (it is shown only once)"
+    )
+    create_parser.add_argument("--name", required=True, help="who or what holds the key")
+    create_parser.add_argument(
+        "--scope", action="append", required=True, choices=SCOPES, help="repeatable"
+    )
+    create_parser.add_argument("--output", type=Path, help="write the key to this file (0600)")
+    create_parser.add_argument(
+        "--if-none", action="store_true", help="only when no active key exists"
+    )
+    list_parser = key_actions.add_parser("list", help="active keys (prefix, holder, scopes)")
+    list_parser.add_argument("--all", action="store_true", help="include revoked keys")
+    revoke_parser = key_actions.add_parser("revoke", help="revoke a key by its prefix")
+    revoke_parser.add_argument("prefix", help="the 8 hex digits after tt_, or the whole key")
     args = parser.parse_args(argv)
 
     overrides = {
@@ -163,16 +234,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         settings = Settings.from_env(**overrides)
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        logging.config.dictConfig(logging_config(settings.log_level, settings.privacy.regions))
         if args.command == "serve":
             return serve(settings)
         if args.command == "knowledge":
             return knowledge_command(settings, args)
+        if args.command == "keys":
+            return keys_command(settings, args)
         return classify_file(settings, args.source, args.output, args.batch_size)
-    except (SettingsError, BundleError, FileFormatError, DataError, StorageError) as exc:
+    except (
+        SettingsError,
+        BundleError,
+        FileFormatError,
+        DataError,
+        StorageError,
+        ApiKeyError,
+    ) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
 

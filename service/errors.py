@@ -4,12 +4,15 @@ from __future__ import annotations
 
 __all__ = [
     "BusyError",
+    "ForbiddenError",
     "InputError",
     "KnowledgeNotReadyError",
     "ModelLoadError",
     "ModelNotReadyError",
     "NotFoundError",
+    "RequestTimeoutError",
     "ServiceError",
+    "UnauthorizedError",
 ]
 
 
@@ -57,3 +60,21 @@ class KnowledgeNotReadyError(ServiceError):
 
     status_code = 503
     retry_after = 5
+
+
+class UnauthorizedError(ServiceError):
+    """No API key, or one that is unknown or revoked."""
+
+    status_code = 401
+
+
+class ForbiddenError(ServiceError):
+    """A valid API key without the scope the route needs."""
+
+    status_code = 403
+
+
+class RequestTimeoutError(ServiceError):
+    """The request ran longer than ``TRIAGE_REQUEST_TIMEOUT_S``."""
+
+    status_code = 504

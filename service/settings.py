@@ -16,13 +16,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-__all__ = ["PREFIX", "KnowledgeSettings", "Settings", "SettingsError"]
+__all__ = [
+    "PREFIX",
+    "AuthSettings",
+    "KnowledgeSettings",
+    "PrivacySettings",
+    "RateLimitSettings",
+    "Settings",
+    "SettingsError",
+]
 
 PREFIX = "TRIAGE_"
 PROVIDERS = ("auto", "cpu", "cuda")
 VARIANTS = ("fp32", "int8")
 EMBEDDERS = ("base", "bundle", "use")
 INDEX_DTYPES = ("f32", "f16", "i8")
+RATE_UNITS = ("second", "minute", "hour", "day")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class SettingsError(ValueError):
@@ -121,6 +132,82 @@ class KnowledgeSettings(EnvironmentSettings):
 
 
 @dataclass(frozen=True)
+class AuthSettings(EnvironmentSettings):
+    """API keys; each field is ``TRIAGE_AUTH_<NAME>``. Keys are made with ``python -m
+    service keys create``."""
+
+    prefix: ClassVar[str] = PREFIX + "AUTH_"
+
+    #: Require an API key on every ``/v1`` route. Switching it off is meant for a service
+    #: reachable only from trusted hosts; the server warns when it listens elsewhere.
+    enabled: bool = True
+    #: Seconds a verified (or unknown) key is remembered before the database is asked
+    #: again; also how long a revoked key may keep working.
+    cache_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        self._check([(0 <= self.cache_s <= 3600, "CACHE_S: expected 0..3600 seconds")])
+
+
+@dataclass(frozen=True)
+class RateLimitSettings(EnvironmentSettings):
+    """Requests per API key (per client address when authentication is off); each field is
+    ``TRIAGE_RATE_LIMIT_<NAME>``."""
+
+    prefix: ClassVar[str] = PREFIX + "RATE_LIMIT_"
+
+    #: Requests allowed per key in each ``per`` window; 0 switches rate limiting off.
+    requests: int = 1200
+    #: The window: ``second``, ``minute``, ``hour`` or ``day``.
+    per: str = "minute"
+    #: ``redis://host:port/db`` to keep the counts in Redis, shared by every replica;
+    #: in this process's memory when empty.
+    redis_url: str = ""
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                (self.requests >= 0, "REQUESTS: expected 0 (off) or more"),
+                (self.per in RATE_UNITS, f"PER: expected one of {RATE_UNITS}"),
+                (
+                    not self.redis_url or self.redis_url.startswith(("redis://", "rediss://")),
+                    "REDIS_URL: expected redis://host:port/db or rediss://...",
+                ),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class PrivacySettings(EnvironmentSettings):
+    """Personal data in ticket text; each field is ``TRIAGE_PRIVACY_<NAME>``. Logs are
+    always redacted."""
+
+    prefix: ClassVar[str] = PREFIX + "PRIVACY_"
+
+    #: Replace e-mail addresses, phone numbers, IBANs and card numbers by placeholders
+    #: (``<EMAIL>``, ``<PHONE>``, ``<IBAN>``, ``<CARD>``) before a ticket is stored in the
+    #: knowledge base or embedded for it.
+    redact_knowledge: bool = False
+    #: Countries (ISO 3166 codes, comma-separated) whose national phone-number formats are
+    #: recognised; numbers written with ``+`` or ``00`` are recognised for every country.
+    phone_regions: str = "DE,AT,CH,US,GB,FR,ES,PT,IT,NL"
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.phone_regions.split(",") if part.strip())
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                (
+                    all(len(r) == 2 and r.isalpha() and r.isupper() for r in self.regions),
+                    "PHONE_REGIONS: expected ISO 3166 codes like DE,US",
+                )
+            ]
+        )
+
+
+@dataclass(frozen=True)
 class Settings(EnvironmentSettings):
     """How the service runs. Each field is set by ``TRIAGE_<FIELD NAME IN CAPITALS>``."""
 
@@ -144,8 +231,10 @@ class Settings(EnvironmentSettings):
     max_text_chars: int = 20_000
     #: Most tickets in one ``/v1/classify/batch`` call.
     max_batch_request: int = 64
-    #: Largest accepted request body, in bytes.
+    #: Largest accepted request body, in bytes (413 above).
     max_body_bytes: int = 2_000_000
+    #: Longest a request may take, in seconds, before it is answered 504.
+    request_timeout_s: float = 30.0
     #: Alternatives listed after the top label of each head.
     top_alternatives: int = 2
     #: Probability below which a head's prediction asks for review; per head.
@@ -163,6 +252,9 @@ class Settings(EnvironmentSettings):
     port: int = 8000
     log_level: str = "INFO"
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def __post_init__(self) -> None:
         self._check(
@@ -176,6 +268,7 @@ class Settings(EnvironmentSettings):
                 (self.max_text_chars >= 1, "MAX_TEXT_CHARS: expected 1 or more"),
                 (self.max_batch_request >= 1, "MAX_BATCH_REQUEST: expected 1 or more"),
                 (self.max_body_bytes >= 1024, "MAX_BODY_BYTES: expected 1024 or more"),
+                (0 < self.request_timeout_s <= 3600, "REQUEST_TIMEOUT_S: expected 0..3600"),
                 (0 <= self.top_alternatives <= 20, "TOP_ALTERNATIVES: expected 0..20"),
                 (
                     all(0 <= v <= 1 for v in self.confidence_thresholds.values()),
@@ -214,7 +307,11 @@ def _parse(variable: str, raw: str, default: Any, annotation: str) -> Any:
     tells a path whose default is None."""
     try:
         if isinstance(default, bool):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
+            # Strict: a misspelt "ture" must not switch authentication off.
+            word = raw.strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise ValueError(word)
+            return word in _TRUE
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):
@@ -225,7 +322,8 @@ def _parse(variable: str, raw: str, default: Any, annotation: str) -> Any:
             pairs = (part.split("=", 1) for part in raw.split(",") if part.strip())
             return {key.strip(): float(value) for key, value in pairs}
     except ValueError as exc:
-        raise SettingsError(
-            f"{variable}: expected a value like {default!r}, found {raw!r}"
-        ) from exc
+        expected = "true or false (or 1/0, yes/no, on/off)" if isinstance(default, bool) else (
+            f"a value like {default!r}"
+        )
+        raise SettingsError(f"{variable}: expected {expected}, found {raw!r}") from exc
     return raw.strip()

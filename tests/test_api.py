@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from service.api.app import create_app
 from service.inference.bundle import ModelBundle, TriageRuntime
-from service.settings import Settings
+from service.settings import AuthSettings, Settings
 from tests.conftest import HEADS, SAMPLE
 from training.evaluate import predict_labels
 
@@ -22,6 +22,9 @@ TICKET = {"subject": "VPN down", "body": "The VPN drops every five minutes since
 
 
 def settings_for(bundle: Path, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test app; authentication is off unless ``auth`` says otherwise
+    (tests/test_access.py covers it)."""
+    overrides.setdefault("auth", AuthSettings(enabled=False))
     return Settings(
         model_dir=bundle, data_dir=data_dir, provider="cpu", model_variant="fp32", **overrides
     )

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,54 +14,15 @@ import pandas as pd
 import pytest
 
 from tests.conftest import HEADS, SAMPLE
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def server_environment(bundle: Path, port: int, data_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TRIAGE_MODEL_DIR": str(bundle),
-        "TRIAGE_DATA_DIR": str(data_dir),
-        "TRIAGE_PORT": str(port),
-        "TRIAGE_PROVIDER": "cpu",
-        "TRIAGE_MODEL_VARIANT": "fp32",
-        "TRIAGE_MAX_BATCH_WAIT_MS": "100",
-        "TRIAGE_LOG_LEVEL": "WARNING",
-    }
+from tests.servers import ROOT, free_port, running_server, server_environment
 
 
 @pytest.fixture(scope="module")
 def server(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve"],
-        cwd=ROOT,
-        env=server_environment(trained, port, tmp_path_factory.mktemp("server-data")),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the server exited during start-up"
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the server was not ready within 60 s")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    folder = tmp_path_factory.mktemp("server-data")
+    environment = server_environment(trained, free_port(), folder)
+    with running_server(environment, folder / "server.log") as running:
+        yield running.url
 
 
 def metric(exposition: str, name: str) -> float:

@@ -16,15 +16,25 @@ from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.exceptions import TooManyRequestsException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from service import __version__
+from service.api.access import (
+    ApiKeyVerifier,
+    access_middleware,
+    rate_limit_store,
+    rate_limited,
+    require_scope,
+)
 from service.api.checks import check_ticket_text
 from service.api.knowledge import ROUTES as KNOWLEDGE_ROUTES
 from service.api.knowledge import suggest_for_predictions
+from service.api.responses import SECURITY_SCHEME, protected, public
 from service.api.schemas import (
     Alternative,
     BatchRequest,
@@ -39,6 +49,7 @@ from service.inference.batcher import QueueFullError
 from service.inference.bundle import BundleError, ModelBundle
 from service.inference.classifier import Ticket, TicketClassifier, TicketPrediction
 from service.knowledge.service import KnowledgeService
+from service.security.keys import ApiKeyStore
 from service.settings import Settings
 from service.storage import create_database_engine, upgrade_schema
 
@@ -46,6 +57,7 @@ __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 STANDARD_HEADS = ("queue", "priority", "type")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 def _classifier(state: State) -> TicketClassifier:
@@ -110,13 +122,23 @@ async def _classify(state: State, requests: Sequence[TicketRequest]) -> list[Cla
     return answers
 
 
-@post("/v1/classify", tags=["classification"], status_code=HTTP_200_OK)
+@post(
+    "/v1/classify",
+    tags=["classification"],
+    status_code=HTTP_200_OK,
+    **protected("predict", 413, 503),
+)
 async def classify(state: State, data: TicketRequest) -> Classification:
     """Predict queue, priority and type of one ticket, with calibrated probabilities."""
     return (await _classify(state, [data]))[0]
 
 
-@post("/v1/classify/batch", tags=["classification"], status_code=HTTP_200_OK)
+@post(
+    "/v1/classify/batch",
+    tags=["classification"],
+    status_code=HTTP_200_OK,
+    **protected("predict", 413, 503),
+)
 async def classify_batch(state: State, data: BatchRequest) -> BatchResponse:
     """Classify several tickets in one call; results come in the order of the tickets."""
     limit = state.settings.max_batch_request
@@ -125,13 +147,18 @@ async def classify_batch(state: State, data: BatchRequest) -> BatchResponse:
     return BatchResponse(results=await _classify(state, data.tickets))
 
 
-@get("/v1/models", tags=["models"])
+@get("/v1/models", tags=["models"], **protected("predict", 503))
 async def describe_model(state: State) -> dict[str, Any]:
     """The loaded model: name, version, labels per head and its test metrics."""
     return _classifier(state).describe()
 
 
-@post("/v1/models/reload", tags=["models"], status_code=HTTP_200_OK)
+@post(
+    "/v1/models/reload",
+    tags=["models"],
+    status_code=HTTP_200_OK,
+    **protected("admin", 413, 422, 503, no_timeout=True),
+)
 async def reload_model(state: State, data: ReloadRequest | None = None) -> dict[str, Any]:
     """Load a bundle and swap it in; requests in flight finish on the previous model."""
     classifier = _classifier(state)
@@ -144,13 +171,13 @@ async def reload_model(state: State, data: ReloadRequest | None = None) -> dict[
     return classifier.describe()
 
 
-@get("/health", tags=["operations"])
+@get("/health", tags=["operations"], **public())
 async def health() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
-@get("/ready", tags=["operations"])
+@get("/ready", tags=["operations"], **public(503))
 async def ready(state: State) -> Response[dict[str, str]]:
     """The model is loaded and warmed up and the knowledge base is open (503 before)."""
     if state.classifier.ready and state.knowledge.ready:
@@ -175,12 +202,32 @@ def service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Respons
     )
 
 
+def warn_about_access(settings: Settings, keys: ApiKeyStore) -> None:
+    """Say at start-up what would let anyone in, or keep everyone out."""
+    if not settings.auth.enabled:
+        if settings.host not in LOOPBACK_HOSTS:
+            logger.warning(
+                "authentication is OFF (TRIAGE_AUTH_ENABLED=false) and the server listens "
+                "on %s: anyone who reaches it can classify, read and change the knowledge "
+                "base and reload models",
+                settings.host,
+            )
+        return
+    if keys.count_active() == 0:
+        logger.warning(
+            "no API keys exist: every /v1 request will be refused with 401; make one with "
+            "`python -m service keys create --name NAME --scope predict`"
+        )
+
+
 def create_app(settings: Settings | None = None, *, load_model: bool = True) -> Litestar:
     """The application; the model loads in the background once the server is up."""
     settings = settings or Settings.from_env()
     classifier = TicketClassifier(settings)
     engine = create_database_engine(settings.resolved_database_url)
     knowledge = KnowledgeService(settings, engine)
+    keys = ApiKeyStore(engine)
+    verifier = ApiKeyVerifier(keys, settings.auth.cache_s)
 
     async def start() -> None:
         await classifier.start()
@@ -193,6 +240,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         # already answers.
         ModelBundle.load(settings.model_dir)
         await asyncio.to_thread(upgrade_schema, engine)
+        await asyncio.to_thread(warn_about_access, settings, keys)
         loading = asyncio.create_task(start()) if load_model else None
         try:
             yield
@@ -218,8 +266,13 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         ],
         state=State({"settings": settings, "classifier": classifier, "knowledge": knowledge}),
         lifespan=[lifespan],
-        middleware=[prometheus.middleware],
-        exception_handlers={ServiceError: service_error},
+        middleware=[prometheus.middleware, *access_middleware(settings, verifier)],
+        guards=[require_scope],
+        stores={"rate_limit": rate_limit_store(settings)},
+        exception_handlers={
+            ServiceError: service_error,
+            TooManyRequestsException: rate_limited,
+        },
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Ticket Triage",
@@ -228,5 +281,15 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             "suggestions of resolutions from similar past tickets, across languages.",
             render_plugins=[SwaggerRenderPlugin()],
             path="/docs",
+            components=Components(
+                security_schemes={
+                    SECURITY_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key from `python -m service keys create`, as "
+                        "'Authorization: Bearer <key>' (or in an 'X-API-Key' header).",
+                    )
+                }
+            ),
         ),
     )

@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK
 
 from service.api.checks import check_ticket_text
+from service.api.responses import protected
 from service.api.schemas import (
     KnowledgeEntryRequest,
     KnowledgeEntryResponse,
@@ -101,7 +102,12 @@ def _k(requested: int | None, settings: Settings) -> int:
     return requested or settings.knowledge.default_k
 
 
-@post("/v1/knowledge", tags=["knowledge"], status_code=HTTP_200_OK)
+@post(
+    "/v1/knowledge",
+    tags=["knowledge"],
+    status_code=HTTP_200_OK,
+    **protected("knowledge:write", 413, 503),
+)
 async def add_knowledge(state: State, data: KnowledgeImportRequest) -> KnowledgeWriteResponse:
     """Store resolved tickets (one or many); idempotent on `source_id`, durable when answered."""
     settings: Settings = state.settings
@@ -119,14 +125,14 @@ async def add_knowledge(state: State, data: KnowledgeImportRequest) -> Knowledge
     )
 
 
-@get("/v1/knowledge", tags=["knowledge"])
+@get("/v1/knowledge", tags=["knowledge"], **protected("predict", 503))
 async def describe_knowledge(state: State) -> dict[str, object]:
     """Entries per language and queue, the embedder, and the index's state."""
     base = state.knowledge.require()
     return await asyncio.to_thread(base.statistics)
 
 
-@get("/v1/knowledge/{source_id:str}", tags=["knowledge"])
+@get("/v1/knowledge/{source_id:str}", tags=["knowledge"], **protected("predict", 404, 503))
 async def get_knowledge(state: State, source_id: str) -> KnowledgeEntryResponse:
     """One stored entry."""
     record = await asyncio.to_thread(state.knowledge.require().get, source_id)
@@ -135,7 +141,12 @@ async def get_knowledge(state: State, source_id: str) -> KnowledgeEntryResponse:
     return _record(record)
 
 
-@delete("/v1/knowledge/{source_id:str}", tags=["knowledge"], status_code=HTTP_200_OK)
+@delete(
+    "/v1/knowledge/{source_id:str}",
+    tags=["knowledge"],
+    status_code=HTTP_200_OK,
+    **protected("knowledge:write", 404, 503),
+)
 async def delete_knowledge(state: State, source_id: str) -> dict[str, str]:
     """Remove an entry; it is suggested no more."""
     if not await asyncio.to_thread(state.knowledge.require().delete, source_id):
@@ -143,7 +154,12 @@ async def delete_knowledge(state: State, source_id: str) -> dict[str, str]:
     return {"deleted": source_id}
 
 
-@post("/v1/suggest", tags=["knowledge"], status_code=HTTP_200_OK)
+@post(
+    "/v1/suggest",
+    tags=["knowledge"],
+    status_code=HTTP_200_OK,
+    **protected("predict", 413, 503),
+)
 async def suggest(state: State, data: SuggestRequest) -> SuggestResponse:
     """Resolved tickets most like this one, in any language; near-identical ones folded."""
     settings: Settings = state.settings

@@ -13,6 +13,7 @@ with the database.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import re
@@ -38,6 +39,7 @@ from service.knowledge.records import (
     WriteResult,
 )
 from service.knowledge.store import EntryRow, KnowledgeStore
+from service.security.privacy import Redactor
 from service.settings import KnowledgeSettings
 from service.text import detect_language
 
@@ -77,8 +79,12 @@ class KnowledgeBase:
         embedder: Embedder,
         index_dir: Path,
         settings: KnowledgeSettings | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = KnowledgeStore(engine)
+        #: When set, personal data is replaced by placeholders before entries are stored
+        #: or embedded.
+        self.redactor = redactor
         self.embedder = embedder
         self.index_dir = index_dir
         self.settings = settings or KnowledgeSettings()
@@ -217,6 +223,8 @@ class KnowledgeBase:
     def add(self, entries: Sequence[EntryInput]) -> list[WriteResult]:
         """Insert or update entries by ``source_id``; durable once this returns."""
         _check_unique(entries)
+        if self.redactor is not None:
+            entries = [self._redacted(entry) for entry in entries]
         with self._write_lock:
             try:
                 return self._add(entries)
@@ -254,6 +262,16 @@ class KnowledgeBase:
         self._applied.update(change_ids)
         self._dirty = True
         return results
+
+    def _redacted(self, entry: EntryInput) -> EntryInput:
+        assert self.redactor is not None
+        redact = self.redactor.redact
+        return dataclasses.replace(
+            entry,
+            subject=redact(entry.subject),
+            body=redact(entry.body),
+            resolution=redact(entry.resolution),
+        )
 
     def _needs_embedding(self, entry: EntryInput, known: EntryRow | None) -> bool:
         return (

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -137,10 +138,15 @@ class VectorIndex:
         return keys[top], similarities[top].astype(np.float32)
 
     def save(self, folder: Path) -> None:
-        """Write the index and its metadata; readers never see a half-written file."""
+        """Write the index and its metadata; readers never see a half-written file.
+
+        Temporary names are unique, so that two writers sharing the folder by mistake
+        replace each other's files instead of writing into one.
+        """
         folder.mkdir(parents=True, exist_ok=True)
+        suffix = f"{os.getpid()}-{secrets.token_hex(4)}.tmp"
         with self._lock:
-            temporary = folder / f"{INDEX_FILE}.tmp"
+            temporary = folder / f"{INDEX_FILE}.{suffix}"
             self._index.save(str(temporary))
             meta = {
                 **asdict(self.identity),
@@ -150,7 +156,7 @@ class VectorIndex:
             }
         _fsync(temporary)
         temporary.replace(folder / INDEX_FILE)
-        meta_temporary = folder / f"{META_FILE}.tmp"
+        meta_temporary = folder / f"{META_FILE}.{suffix}"
         meta_temporary.write_text(json.dumps(meta, indent=2), encoding="utf-8")
         _fsync(meta_temporary)
         meta_temporary.replace(folder / META_FILE)

@@ -21,6 +21,7 @@ from service.errors import KnowledgeNotReadyError
 from service.inference.classifier import TicketClassifier
 from service.knowledge.base import KnowledgeBase
 from service.knowledge.embedders import Embedder, UniversalSentenceEncoder, make_embedder
+from service.security.privacy import knowledge_redactor
 from service.settings import Settings
 
 __all__ = ["KnowledgeService"]
@@ -74,7 +75,11 @@ class KnowledgeService:
 
     async def _open(self, embedder: Embedder) -> None:
         base = KnowledgeBase(
-            self.engine, embedder, self.settings.knowledge_index_dir, self.settings.knowledge
+            self.engine,
+            embedder,
+            self.settings.knowledge_index_dir,
+            self.settings.knowledge,
+            knowledge_redactor(self.settings.privacy),
         )
         self.status = f"opening with {embedder.identity}"
         try:

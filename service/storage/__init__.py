@@ -10,9 +10,10 @@ from service.storage.database import (
     database_url_for_display,
     upgrade_schema,
 )
-from service.storage.tables import Base, KnowledgeChange, KnowledgeEntry
+from service.storage.tables import ApiKey, Base, KnowledgeChange, KnowledgeEntry
 
 __all__ = [
+    "ApiKey",
     "Base",
     "KnowledgeChange",
     "KnowledgeEntry",

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, MetaDat
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "KnowledgeChange", "KnowledgeEntry", "UTCDateTime", "utc_now"]
+__all__ = ["ApiKey", "Base", "KnowledgeChange", "KnowledgeEntry", "UTCDateTime", "utc_now"]
 
 # Integer ids that are 64-bit on PostgreSQL and SQLite's ROWID alias on SQLite.
 Identifier = BigInteger().with_variant(Integer, "sqlite")
@@ -97,3 +97,21 @@ class KnowledgeChange(Base):
     #: ``upsert`` or ``delete``.
     operation: Mapped[str] = mapped_column(String(8))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class ApiKey(Base):
+    """A key for the HTTP API. Only the SHA-256 of the key is stored; ``prefix`` finds it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    #: Who or what holds the key ("zammad-connector", "alice"); shown in lists and logs.
+    name: Mapped[str] = mapped_column(String(255))
+    #: The key's public part (``tt_<prefix>_...``), unique; safe to show and log.
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    #: Hex SHA-256 of the whole key.
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    #: When the key was revoked; a revoked key is refused.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
