@@ -31,9 +31,11 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"(?<![\w+])\d(?:[ -]?\d){12,18}(?!\w)")
 # A run of digits with the separators people write in phone numbers, 7 digits at least.
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d(?:[\d ()./-]{5,22})\d(?!\w)")
-# Dates and IPv4 addresses are digits with separators too.
+# Dates (and date-stamped versions such as 2026.12.04-083553) and IPv4 addresses are
+# digits with separators too.
 _NOT_PHONE = re.compile(
-    r"^\d{4}[./-]\d{1,2}[./-]\d{1,2}$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^\d{1,3}(?:\.\d{1,3}){3}$"
+    r"^\d{4}[./-]\d{1,2}[./-]\d{1,2}(?!\d)|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$"
+    r"|^\d{1,3}(?:\.\d{1,3}){3}$"
 )
 
 
