@@ -21,7 +21,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 
 from service import __version__
 from service.api.access import (
@@ -202,6 +206,23 @@ def service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Respons
     )
 
 
+def too_deeply_nested(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """JSON nested deeper than the parser's recursion limit is a malformed request."""
+    return service_error(
+        request, InputError("request body: expected a JSON object, found JSON nested too deeply")
+    )
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Anything unforeseen: logged with its traceback (redacted), answered without it."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return Response(
+        {"status_code": 500, "detail": "internal error; the server log has the details"},
+        status_code=500,
+        media_type=MediaType.JSON,
+    )
+
+
 def warn_about_access(settings: Settings, keys: ApiKeyStore) -> None:
     """Say at start-up what would let anyone in, or keep everyone out."""
     if not settings.auth.enabled:
@@ -272,6 +293,8 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         exception_handlers={
             ServiceError: service_error,
             TooManyRequestsException: rate_limited,
+            RecursionError: too_deeply_nested,
+            HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
         },
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

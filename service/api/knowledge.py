@@ -11,7 +11,7 @@ from litestar import delete, get, post
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK
 
-from service.api.checks import check_ticket_text
+from service.api.checks import check_no_nul, check_ticket_text
 from service.api.responses import protected
 from service.api.schemas import (
     KnowledgeEntryRequest,
@@ -43,6 +43,16 @@ def _entries(requests: Sequence[KnowledgeEntryRequest], settings: Settings) -> l
             if not getattr(request, name).strip():
                 raise InputError(f"{where}.{name}: expected text, found only whitespace")
         check_ticket_text(where, request.subject, request.body, settings.max_text_chars)
+        check_no_nul(
+            where,
+            {
+                "source_id": request.source_id,
+                "resolution": request.resolution,
+                "labels": request.labels,
+                "tags": request.tags,
+                "source_system": request.source_system,
+            },
+        )
         if len(request.resolution) > settings.max_text_chars:
             raise InputError(
                 f"{where}.resolution: expected at most {settings.max_text_chars} characters, "
@@ -135,6 +145,7 @@ async def describe_knowledge(state: State) -> dict[str, object]:
 @get("/v1/knowledge/{source_id:str}", tags=["knowledge"], **protected("predict", 404, 503))
 async def get_knowledge(state: State, source_id: str) -> KnowledgeEntryResponse:
     """One stored entry."""
+    check_no_nul("path", {"source_id": source_id})
     record = await asyncio.to_thread(state.knowledge.require().get, source_id)
     if record is None:
         raise NotFoundError(f"source_id: no knowledge entry {source_id!r}")
@@ -149,6 +160,7 @@ async def get_knowledge(state: State, source_id: str) -> KnowledgeEntryResponse:
 )
 async def delete_knowledge(state: State, source_id: str) -> dict[str, str]:
     """Remove an entry; it is suggested no more."""
+    check_no_nul("path", {"source_id": source_id})
     if not await asyncio.to_thread(state.knowledge.require().delete, source_id):
         raise NotFoundError(f"source_id: no knowledge entry {source_id!r}")
     return {"deleted": source_id}
