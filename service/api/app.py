@@ -193,6 +193,12 @@ async def ready(state: State) -> Response[dict[str, str]]:
     )
 
 
+class MetricsController(PrometheusController):
+    """Prometheus' text exposition at ``/metrics``; for scrapers, not part of the API schema."""
+
+    include_in_schema = False
+
+
 def service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[dict[str, Any]]:
     """Every domain error becomes its HTTP status with a message saying what to change."""
     if exc.status_code >= 500:
@@ -283,7 +289,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             health,
             ready,
             *KNOWLEDGE_ROUTES,
-            PrometheusController,
+            MetricsController,
         ],
         state=State({"settings": settings, "classifier": classifier, "knowledge": knowledge}),
         lifespan=[lifespan],
