@@ -14,9 +14,12 @@ PYTEST_ARGS ?=
 KNOWLEDGE ?= data/sample/tickets.csv
 IMPORT_ARGS ?=
 BENCH_ARGS ?=
+# The soak test: how long (seconds) and how many requests per second.
+SOAK_DURATION ?= 600
+SOAK_RATE ?= 10
 
 .PHONY: setup setup-serving train train-quick evaluate evaluate-retrieval base-model serve \
-	knowledge-import bench-knowledge test lint format clean
+	knowledge-import bench-knowledge soak test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -65,6 +68,13 @@ evaluate-retrieval: setup
 # The ANN libraries side by side, then a 1,000,000-entry index (about 12 minutes on 2 cores).
 bench-knowledge: setup
 	$(BIN)/python -m service.knowledge.benchmark --output runs/bench/knowledge-index $(BENCH_ARGS)
+
+# The real server for SOAK_DURATION seconds at SOAK_RATE requests/s, good and bad mixed;
+# report with errors, latency and memory over time in runs/soak/.
+soak: setup
+	@test -f $(MODEL)/config.json || $(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)
+	$(BIN)/python -m service.soak --model-dir $(MODEL) --duration $(SOAK_DURATION) \
+		--rate $(SOAK_RATE) --output runs/soak
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
