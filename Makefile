@@ -47,11 +47,14 @@ train: setup
 train-quick: setup
 	$(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)-quick $(TRAIN_ARGS)
 
-# Serve the bundle; on a fresh machine, first train a quick default one on the sample data
-# and fill the empty knowledge base with the sample's resolved tickets.
+# Serve the bundle; on a fresh machine, first train a quick default one on the sample data,
+# fill the empty knowledge base with the sample's resolved tickets, and make an admin API
+# key in <data dir>/api-key (only when no key exists yet).
 serve: setup
 	@test -f $(MODEL)/config.json || $(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)
 	TRIAGE_MODEL_DIR=$(MODEL) $(BIN)/python -m service knowledge import --if-empty $(KNOWLEDGE)
+	$(BIN)/python -m service keys create --if-none --name local-admin --scope admin \
+		--output $${TRIAGE_DATA_DIR:-var}/api-key
 	TRIAGE_MODEL_DIR=$(MODEL) $(BIN)/python -m service serve
 
 # Resolved tickets (with an answer column) into the knowledge base.

@@ -212,3 +212,24 @@ def test_full_queue_answers_503_with_retry_after(trained: Path, tmp_path: Path) 
 
     assert answer.status_code == 503
     assert answer.headers["Retry-After"] == "1"
+
+
+def test_an_unforeseen_error_is_logged_and_answered_500_without_details(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the model fell over")
+
+    with TestClient(
+        create_app(settings_for(trained, tmp_path)), raise_server_exceptions=False
+    ) as client:
+        wait_ready(client)
+        monkeypatch.setattr(client.app.state.classifier, "classify", broken)
+        answer = client.post("/v1/classify", json=TICKET)
+
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "status_code": 500,
+        "detail": "internal error; the server log has the details",
+    }
+    assert "POST /v1/classify failed" in caplog.text and "the model fell over" in caplog.text

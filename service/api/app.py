@@ -303,6 +303,9 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
         },
         request_max_body_size=settings.max_body_bytes,
+        # Logging is configured once, by the process (service.security.privacy's redacting
+        # handler); Litestar's default would replace the root logger's handlers.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Ticket Triage",
             version=__version__,
