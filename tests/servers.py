@@ -7,12 +7,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from service.security.keys import ApiKeyStore
+from service.storage import create_database_engine, upgrade_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +26,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server_environment(
-    bundle: Path, port: int, data_dir: Path, **extra: str
-) -> dict[str, str]:
+def server_environment(bundle: Path, port: int, data_dir: Path, **extra: str) -> dict[str, str]:
     """Variables of a test server; authentication is off unless ``extra`` turns it on."""
     return {
         **os.environ,
@@ -39,6 +40,19 @@ def server_environment(
         "TRIAGE_AUTH_ENABLED": "false",
         **extra,
     }
+
+
+def create_keys(data_dir: Path, scopes_by_holder: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """API keys in the data folder's SQLite database, before a server opens it: holder -> key."""
+    engine = create_database_engine(f"sqlite:///{data_dir / 'triage.db'}")
+    upgrade_schema(engine)
+    store = ApiKeyStore(engine)
+    keys = {
+        holder: store.create(holder, list(scopes)).secret
+        for holder, scopes in scopes_by_holder.items()
+    }
+    engine.dispose()
+    return keys
 
 
 @dataclass

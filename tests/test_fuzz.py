@@ -21,9 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.security.keys import ApiKeyStore
-from service.storage import create_database_engine, upgrade_schema
-from tests.servers import free_port, running_server, server_environment
+from tests.servers import create_keys, free_port, running_server, server_environment
 
 # Examples per operation and mode: enough to reach each field's edge cases, bounded for CI.
 EXAMPLES = 40
@@ -38,10 +36,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def fuzzed_server(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     folder = tmp_path_factory.mktemp("fuzz")
-    engine = create_database_engine(f"sqlite:///{folder / 'triage.db'}")
-    upgrade_schema(engine)
-    key = ApiKeyStore(engine).create("fuzzer", ["admin"]).secret
-    engine.dispose()
+    key = create_keys(folder, {"fuzzer": ["admin"]})["fuzzer"]
     environment = server_environment(
         trained,
         free_port(),

@@ -12,9 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.security.keys import ApiKeyStore
-from service.storage import create_database_engine, upgrade_schema
-from tests.servers import free_port, running_server, server_environment
+from tests.servers import create_keys, free_port, running_server, server_environment
 
 GOOD = {"subject": "VPN down", "body": "The VPN drops every five minutes."}
 ENTRY = {"source_id": "H-1", "body": "Printer jams", "resolution": "Cleaned the rollers."}
@@ -32,15 +30,10 @@ class Target:
 @pytest.fixture(scope="module")
 def target(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     folder = tmp_path_factory.mktemp("hostile")
-    engine = create_database_engine(f"sqlite:///{folder / 'triage.db'}")
-    upgrade_schema(engine)
-    store = ApiKeyStore(engine)
-    keys = {
-        "predict": store.create("reader", ["predict"]).secret,
-        "writer": store.create("writer", ["predict", "knowledge:write"]).secret,
-        "flood": store.create("flooder", ["predict"]).secret,
-    }
-    engine.dispose()
+    keys = create_keys(
+        folder,
+        {"predict": ["predict"], "writer": ["predict", "knowledge:write"], "flood": ["predict"]},
+    )
     environment = server_environment(
         trained,
         free_port(),
