@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 DATA ?= data/sample/tickets.csv
 NAME ?= ticket-triage
 TRAIN_ARGS ?=
+# Database URL of a running service whose agents' feedback joins the training data,
+# e.g. FEEDBACK=sqlite:///var/triage.db (empty: files only).
+FEEDBACK ?=
 MODEL ?= onnx_models/$(NAME)
 EVAL_DATA ?= $(DATA)
 EVAL_OUTPUT ?= runs/evaluation/$(NAME)
@@ -14,12 +17,15 @@ PYTEST_ARGS ?=
 KNOWLEDGE ?= data/sample/tickets.csv
 IMPORT_ARGS ?=
 BENCH_ARGS ?=
+# Tickets (with queue, language, priority) replayed by the routing simulation.
+ROUTING_TICKETS ?= data/sample/tickets.csv
+SIMULATION_ARGS ?=
 # The soak test: how long (seconds) and how many requests per second.
 SOAK_DURATION ?= 600
 SOAK_RATE ?= 10
 
 .PHONY: setup setup-serving train train-quick evaluate evaluate-retrieval base-model serve \
-	knowledge-import bench-knowledge soak test lint format clean
+	knowledge-import bench-knowledge simulate-routing soak test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -42,7 +48,8 @@ base-model: setup
 	$(BIN)/python -m training.base_model
 
 train: setup
-	$(BIN)/python -m training.train --data $(DATA) --name $(NAME) $(TRAIN_ARGS)
+	$(BIN)/python -m training.train --data $(DATA) --name $(NAME) \
+		$(if $(FEEDBACK),--feedback $(FEEDBACK)) $(TRAIN_ARGS)
 
 train-quick: setup
 	$(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)-quick $(TRAIN_ARGS)
@@ -71,6 +78,13 @@ evaluate-retrieval: setup
 # The ANN libraries side by side, then a 1,000,000-entry index (about 12 minutes on 2 cores).
 bench-knowledge: setup
 	$(BIN)/python -m service.knowledge.benchmark --output runs/bench/knowledge-index $(BENCH_ARGS)
+
+# The routing policies replayed on ROUTING_TICKETS against data/routing/agents.yaml; report
+# and plot in runs/routing/.
+simulate-routing: setup
+	@test -f $(MODEL)/config.json || $(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)
+	$(BIN)/python -m service.routing.simulation --model-dir $(MODEL) \
+		--tickets $(ROUTING_TICKETS) --output runs/routing $(SIMULATION_ARGS)
 
 # The real server for SOAK_DURATION seconds at SOAK_RATE requests/s, good and bad mixed;
 # report with errors, latency and memory over time in runs/soak/.

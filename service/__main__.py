@@ -8,6 +8,10 @@ python -m service knowledge rebuild              # rebuild the vector index from
 python -m service keys create --name zammad --scope predict --scope knowledge:write
 python -m service keys list
 python -m service keys revoke 0123abcd           # by the key's prefix (tt_<prefix>_...)
+python -m service models register onnx_models/acme-2026-12
+python -m service models promote 2026.12.04-101500   # shadow evaluation first; --force
+python -m service models rollback
+python -m service models list
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import sys
 from pathlib import Path
 
 from service.columns import ColumnMapping, DataError
+from service.errors import ServiceError
 from service.files import FileFormatError, read_rows, write_rows
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
 from service.knowledge import KnowledgeBase, make_embedder
 from service.knowledge.importer import import_files
+from service.learning.feedback import FeedbackStore
+from service.learning.registry import ModelRegistry
 from service.security.keys import SCOPES, ApiKeyError, ApiKeyStore
 from service.security.privacy import knowledge_redactor, logging_config
 from service.settings import Settings, SettingsError
@@ -173,6 +180,40 @@ def keys_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def models_command(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_database_engine(settings.resolved_database_url)
+    upgrade_schema(engine)
+    registry = ModelRegistry(engine)
+    try:
+        if args.action == "register":
+            record = registry.register(args.model_dir)
+            sys.stdout.write(f"registered {record.name} {record.version} ({record.directory})\n")
+        elif args.action == "promote":
+            tickets = FeedbackStore(engine).labelled_tickets(settings.learning.shadow_tickets)
+            record, comparison = registry.promote(args.version, tickets, args.force)
+            sys.stdout.write(json.dumps(comparison, indent=2) + "\n")
+            sys.stdout.write(f"active: {record.name} {record.version}; running servers follow ")
+            sys.stdout.write(f"within {settings.learning.registry_poll_s:g} s\n")
+        elif args.action == "rollback":
+            record = registry.rollback()
+            sys.stdout.write(f"active: {record.name} {record.version}\n")
+        else:
+            for version in registry.versions():
+                mark = "*" if version.active else " "
+                f1 = {
+                    h: round(m.get("macro_f1", 0), 3)
+                    for h, m in version.metrics.get("test", {}).items()
+                }
+                line = f"{mark} {version.version}  {version.name}  macro-F1 {f1}"
+                sys.stdout.write(f"{line}  {version.directory}\n")
+    except ServiceError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    finally:
+        engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m service",
@@ -227,6 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     list_parser.add_argument("--all", action="store_true", help="include revoked keys")
     revoke_parser = key_actions.add_parser("revoke", help="revoke a key by its prefix")
     revoke_parser.add_argument("prefix", help="the 8 hex digits after tt_, or the whole key")
+    models_parser = commands.add_parser("models", help="the model registry")
+    model_actions = models_parser.add_subparsers(dest="action", required=True)
+    register_parser = model_actions.add_parser("register", help="add a bundle folder")
+    register_parser.add_argument("model_dir", type=Path)
+    promote_parser = model_actions.add_parser(
+        "promote", help="shadow-evaluate on the latest feedback, then make active"
+    )
+    promote_parser.add_argument("version")
+    promote_parser.add_argument("--force", action="store_true", help="even if it is worse")
+    model_actions.add_parser("rollback", help="make the previously active version active")
+    model_actions.add_parser("list", help="registered versions; * marks the active one")
     args = parser.parse_args(argv)
 
     overrides = {
@@ -241,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             return knowledge_command(settings, args)
         if args.command == "keys":
             return keys_command(settings, args)
+        if args.command == "models":
+            return models_command(settings, args)
         return classify_file(settings, args.source, args.output, args.batch_size)
     except (
         SettingsError,

@@ -12,6 +12,7 @@ __all__ = [
     "NotFoundError",
     "RequestTimeoutError",
     "ServiceError",
+    "StorageUnavailableError",
     "UnauthorizedError",
 ]
 
@@ -78,3 +79,10 @@ class RequestTimeoutError(ServiceError):
     """The request ran longer than ``TRIAGE_REQUEST_TIMEOUT_S``."""
 
     status_code = 504
+
+
+class StorageUnavailableError(ServiceError):
+    """The database did not take a write; nothing was acknowledged."""
+
+    status_code = 503
+    retry_after = 2

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["BATCH_SECONDS", "BATCH_SIZE", "PREDICTIONS", "QUEUE_DEPTH", "REJECTED"]
+__all__ = [
+    "BATCH_SECONDS",
+    "BATCH_SIZE",
+    "DRIFT_PSI",
+    "PREDICTIONS",
+    "QUEUE_DEPTH",
+    "REJECTED",
+]
 
 BATCH_SIZE = Histogram(
     "ticket_triage_batch_size",
@@ -23,4 +30,10 @@ QUEUE_DEPTH = Gauge("ticket_triage_queue_depth", "Tickets waiting for the model.
 REJECTED = Counter("ticket_triage_rejected_tickets", "Tickets refused because the queue was full.")
 PREDICTIONS = Counter(
     "ticket_triage_predictions", "Predicted labels, per head.", labelnames=("head", "label")
+)
+DRIFT_PSI = Gauge(
+    "ticket_triage_label_drift_psi",
+    "Population stability index of predicted labels against training, per head, as of the "
+    "latest GET /v1/drift.",
+    labelnames=("head",),
 )

@@ -20,8 +20,10 @@ __all__ = [
     "PREFIX",
     "AuthSettings",
     "KnowledgeSettings",
+    "LearningSettings",
     "PrivacySettings",
     "RateLimitSettings",
+    "RoutingSettings",
     "Settings",
     "SettingsError",
 ]
@@ -32,6 +34,7 @@ VARIANTS = ("fp32", "int8")
 EMBEDDERS = ("base", "bundle", "use")
 INDEX_DTYPES = ("f32", "f16", "i8")
 RATE_UNITS = ("second", "minute", "hour", "day")
+ROUTING_POLICIES = ("skills", "round-robin", "least-loaded")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -186,7 +189,7 @@ class PrivacySettings(EnvironmentSettings):
 
     #: Replace e-mail addresses, phone numbers, IBANs and card numbers by placeholders
     #: (``<EMAIL>``, ``<PHONE>``, ``<IBAN>``, ``<CARD>``) before a ticket is stored in the
-    #: knowledge base or embedded for it.
+    #: knowledge base or embedded for it; stored predictions then keep no text at all.
     redact_knowledge: bool = False
     #: Countries (ISO 3166 codes, comma-separated) whose national phone-number formats are
     #: recognised; numbers written with ``+`` or ``00`` are recognised for every country.
@@ -203,6 +206,57 @@ class PrivacySettings(EnvironmentSettings):
                     all(len(r) == 2 and r.isalpha() and r.isupper() for r in self.regions),
                     "PHONE_REGIONS: expected ISO 3166 codes like DE,US",
                 )
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class RoutingSettings(EnvironmentSettings):
+    """Who gets a ticket; each field is ``TRIAGE_ROUTING_<NAME>``."""
+
+    prefix: ClassVar[str] = PREFIX + "ROUTING_"
+
+    #: ``skills`` (queue distribution × skill level × language × load × history),
+    #: ``round-robin`` or ``least-loaded``.
+    policy: str = "skills"
+    #: Share of its score an agent keeps for a ticket in a language they do not speak.
+    language_penalty: float = 0.35
+    #: How much load counts: 0 ignores it, 1 gives a full agent no score.
+    load_weight: float = 0.5
+    #: Candidates listed per routing answer.
+    candidates: int = 3
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                (self.policy in ROUTING_POLICIES, f"POLICY: expected one of {ROUTING_POLICIES}"),
+                (0 <= self.language_penalty <= 1, "LANGUAGE_PENALTY: expected 0..1"),
+                (0 <= self.load_weight <= 1, "LOAD_WEIGHT: expected 0..1"),
+                (1 <= self.candidates <= 50, "CANDIDATES: expected 1..50"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class LearningSettings(EnvironmentSettings):
+    """Feedback, the model registry and drift; each field is ``TRIAGE_LEARNING_<NAME>``."""
+
+    prefix: ClassVar[str] = PREFIX + "LEARNING_"
+
+    #: Latest tickets with feedback on which a candidate model is compared before promotion.
+    shadow_tickets: int = 2000
+    #: Seconds between checks whether another process promoted or rolled back a model.
+    registry_poll_s: float = 5.0
+    #: Population stability index of predicted labels against training above which drift
+    #: is reported as an alert.
+    drift_threshold: float = 0.2
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                (self.shadow_tickets >= 1, "SHADOW_TICKETS: expected 1 or more"),
+                (self.registry_poll_s > 0, "REGISTRY_POLL_S: expected more than 0"),
+                (self.drift_threshold > 0, "DRIFT_THRESHOLD: expected more than 0"),
             ]
         )
 
@@ -255,6 +309,8 @@ class Settings(EnvironmentSettings):
     auth: AuthSettings = field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    learning: LearningSettings = field(default_factory=LearningSettings)
 
     def __post_init__(self) -> None:
         self._check(

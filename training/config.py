@@ -33,6 +33,8 @@ class TrainConfig:
     base_model: str = "multilingual-e5-small"
     cache_dir: Path | None = None
     column_mapping: Path | None = None
+    #: Database URL of a running service: its tickets with agents' feedback join the data.
+    feedback: str | None = None
     columns: list[str] = field(default_factory=list)
     heads: list[str] = field(default_factory=lambda: ["queue", "priority", "type"])
     validation_fraction: float = 0.1

@@ -386,9 +386,18 @@ def prepare_data(
     near_duplicate_threshold: float = 0.7,
     min_label_count: int = 5,
     cache_dir: Path | None = None,
+    feedback: pd.DataFrame | None = None,
 ) -> PreparedData:
-    """The whole data chain: load, clean, deduplicate, split, and count."""
+    """The whole data chain: load, clean, deduplicate, split, and count.
+
+    ``feedback`` (from ``training.feedback.feedback_frame``) goes first, so that its labels
+    win over an export's copy of the same ticket.
+    """
     loaded = load_tickets(sources, mapping, heads, cache_dir)
+    feedback_rows = 0 if feedback is None else len(feedback)
+    if feedback_rows:
+        loaded = pd.concat([feedback, loaded], ignore_index=True)
+        logger.info("added %d tickets with agents' feedback before the files", feedback_rows)
     cleaned, cleaning = clean_tickets(loaded, mapping, heads, min_label_count=min_label_count)
     unique, duplicates = deduplicate(cleaned, heads, near_duplicate_threshold)
     if len(unique) < 20:
@@ -404,6 +413,7 @@ def prepare_data(
     splits = {"train": train, "validation": validation, "test": test}
     statistics = {
         "sources": list(sources),
+        "feedback_rows": feedback_rows,
         "cleaning": cleaning,
         "deduplication": duplicates,
         "split_sizes": {name: len(part) for name, part in splits.items()},

@@ -46,6 +46,7 @@ from training.data import (
     prepare_data,
     save_statistics,
 )
+from training.feedback import feedback_frame
 from training.lexical import LexicalFeatures, LexicalHeads, fit_lexical_heads, lowercase_table
 from training.model import TriageModel
 from training.report import build_bundle
@@ -390,6 +391,7 @@ def run_training(config: TrainConfig, console: Console | None = None) -> Path:
         near_duplicate_threshold=config.near_duplicate_threshold,
         min_label_count=config.min_label_count,
         cache_dir=config.cache_dir,
+        feedback=feedback_frame(config.feedback, config.heads) if config.feedback else None,
     )
     save_statistics(prepared.statistics, run_dir / "data_statistics.json")
     console.print(
@@ -535,6 +537,11 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--cache-dir", type=Path, help="cache for base models and data sets")
     parser.add_argument(
         "--column-mapping", type=Path, help="YAML mapping of columns and label values"
+    )
+    parser.add_argument(
+        "--feedback",
+        help="database URL of the service (e.g. sqlite:///var/triage.db): tickets with agents' "
+        "feedback join the data, their corrected labels in place of the predicted ones",
     )
     parser.add_argument(
         "--column",

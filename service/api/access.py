@@ -38,6 +38,7 @@ __all__ = [
     "ApiKeyMiddleware",
     "ApiKeyVerifier",
     "RequestTimeoutMiddleware",
+    "check_scope",
     "rate_limit_config",
     "rate_limit_store",
     "rate_limited",
@@ -107,10 +108,15 @@ def require_scope(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """Guard: the caller's key must grant the handler's scope (``admin`` grants all)."""
-    identity = connection.scope.get("auth")
+    check_scope(connection.scope, handler.opt.get("scope", "admin"))
+
+
+def check_scope(scope_of_request: Any, scope: str) -> None:
+    """Refuse with 403 unless the request's key grants ``scope`` (for a scope that depends
+    on the request's content, such as assigning while routing)."""
+    identity = scope_of_request.get("auth")
     if not isinstance(identity, KeyIdentity):
         return  # authentication is switched off
-    scope = handler.opt.get("scope", "admin")
     if not identity.allows(scope):
         raise ForbiddenError(
             f"API key {identity.prefix} ({identity.name}) has scopes "

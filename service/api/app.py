@@ -31,6 +31,7 @@ from service import __version__
 from service.api.access import (
     ApiKeyVerifier,
     access_middleware,
+    check_scope,
     rate_limit_store,
     rate_limited,
     require_scope,
@@ -38,7 +39,11 @@ from service.api.access import (
 from service.api.checks import check_ticket_text
 from service.api.knowledge import ROUTES as KNOWLEDGE_ROUTES
 from service.api.knowledge import suggest_for_predictions
+from service.api.learning import ROUTES as LEARNING_ROUTES
+from service.api.learning import activate_version
 from service.api.responses import SECURITY_SCHEME, protected, public
+from service.api.routing import ROUTES as ROUTING_ROUTES
+from service.api.routing import routing_result
 from service.api.schemas import (
     Alternative,
     BatchRequest,
@@ -46,6 +51,8 @@ from service.api.schemas import (
     Classification,
     HeadResult,
     ReloadRequest,
+    RouteRequest,
+    RouteResponse,
     TicketRequest,
 )
 from service.errors import BusyError, InputError, ModelLoadError, ModelNotReadyError, ServiceError
@@ -53,6 +60,10 @@ from service.inference.batcher import QueueFullError
 from service.inference.bundle import BundleError, ModelBundle
 from service.inference.classifier import Ticket, TicketClassifier, TicketPrediction
 from service.knowledge.service import KnowledgeService
+from service.learning.feedback import FeedbackStore
+from service.learning.predictions import PredictionLog, new_prediction_id
+from service.learning.registry import ModelRegistry
+from service.routing import RoutingDirectory, RoutingService
 from service.security.keys import ApiKeyStore
 from service.settings import Settings
 from service.storage import create_database_engine, upgrade_schema
@@ -80,7 +91,7 @@ def _tickets(requests: Sequence[TicketRequest], settings: Settings) -> list[Tick
     return tickets
 
 
-def _shape(prediction: TicketPrediction) -> Classification:
+def _shape(prediction: TicketPrediction, prediction_id: str) -> Classification:
     heads = {
         head: HeadResult(
             label=p.label,
@@ -96,6 +107,7 @@ def _shape(prediction: TicketPrediction) -> Classification:
         review_heads=prediction.review_heads,
         truncated=prediction.truncated,
         model={"name": prediction.model_name, "version": prediction.model_version},
+        prediction_id=prediction_id,
         other_heads={head: result for head, result in heads.items() if head not in STANDARD_HEADS},
         queue=heads.get("queue"),
         priority=heads.get("priority"),
@@ -103,7 +115,10 @@ def _shape(prediction: TicketPrediction) -> Classification:
     )
 
 
-async def _classify(state: State, requests: Sequence[TicketRequest]) -> list[Classification]:
+async def _classify(
+    state: State, requests: Sequence[TicketRequest]
+) -> tuple[list[Classification], list[TicketPrediction]]:
+    """Classify, store each prediction under a new id, and add the extras asked for."""
     classifier = _classifier(state)
     wanted = [i for i, request in enumerate(requests) if "suggestions" in request.include]
     if wanted:
@@ -112,7 +127,11 @@ async def _classify(state: State, requests: Sequence[TicketRequest]) -> list[Cla
         predictions = await classifier.classify(_tickets(requests, classifier.settings))
     except QueueFullError as exc:
         raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
-    answers = [_shape(p) for p in predictions]
+    ids = [new_prediction_id() for _ in predictions]
+    await state.predictions.record(
+        ids, predictions, [r.subject for r in requests], [r.body for r in requests]
+    )
+    answers = [_shape(p, prediction_id) for p, prediction_id in zip(predictions, ids, strict=True)]
     if wanted:
         found = await suggest_for_predictions(
             state.knowledge,
@@ -123,7 +142,11 @@ async def _classify(state: State, requests: Sequence[TicketRequest]) -> list[Cla
         )
         for i, suggestions in zip(wanted, found, strict=True):
             answers[i].suggestions = suggestions
-    return answers
+    for i, request in enumerate(requests):
+        if "routing" in request.include:
+            decision = await asyncio.to_thread(state.routing.route, predictions[i])
+            answers[i].routing = routing_result(decision)
+    return answers, predictions
 
 
 @post(
@@ -134,7 +157,8 @@ async def _classify(state: State, requests: Sequence[TicketRequest]) -> list[Cla
 )
 async def classify(state: State, data: TicketRequest) -> Classification:
     """Predict queue, priority and type of one ticket, with calibrated probabilities."""
-    return (await _classify(state, [data]))[0]
+    answers, _ = await _classify(state, [data])
+    return answers[0]
 
 
 @post(
@@ -148,7 +172,32 @@ async def classify_batch(state: State, data: BatchRequest) -> BatchResponse:
     limit = state.settings.max_batch_request
     if len(data.tickets) > limit:
         raise InputError(f"tickets: expected at most {limit} per call, found {len(data.tickets)}")
-    return BatchResponse(results=await _classify(state, data.tickets))
+    answers, _ = await _classify(state, data.tickets)
+    return BatchResponse(results=answers)
+
+
+@post(
+    "/v1/route",
+    tags=["routing"],
+    status_code=HTTP_200_OK,
+    **protected("predict", 413, 503),
+)
+async def route(request: Request[Any, Any, Any], state: State, data: RouteRequest) -> RouteResponse:
+    """Classify a ticket and rank the teams and agents for it; with `assign`, give it to the
+    first agent (needs the `routing:write` scope too)."""
+    if data.assign:
+        check_scope(request.scope, "routing:write")
+    answers, predictions = await _classify(state, [data])
+    decision = await asyncio.to_thread(
+        lambda: state.routing.route(
+            predictions[0],
+            policy=data.policy,
+            assign=data.assign,
+            ticket_id=data.ticket_id,
+            prediction_id=answers[0].prediction_id,
+        )
+    )
+    return RouteResponse(classification=answers[0], routing=routing_result(decision))
 
 
 @get("/v1/models", tags=["models"], **protected("predict", 503))
@@ -168,9 +217,13 @@ async def reload_model(state: State, data: ReloadRequest | None = None) -> dict[
     classifier = _classifier(state)
     folder = Path(data.model_dir) if data and data.model_dir else None
     try:
-        await classifier.reload(folder)
+        loaded = await classifier.reload(folder)
     except (BundleError, OSError) as exc:
         raise ModelLoadError(f"could not load the bundle, the previous model stays: {exc}") from exc
+    # A reload is a promotion without shadow evaluation: the registry follows it, so that
+    # this process and the others keep serving it.
+    record = await asyncio.to_thread(state.registry.register, loaded.bundle.directory)
+    await asyncio.to_thread(state.registry.activate, record.version)
     await state.knowledge.model_changed(classifier)
     return classifier.describe()
 
@@ -229,6 +282,53 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
     )
 
 
+def model_to_serve(settings: Settings, registry: ModelRegistry) -> Path:
+    """The registry's active version; on a first start, or when the active version's folder
+    no longer holds it (retrained in place), the configured bundle, registered and active."""
+    active = registry.active()
+    configured = ModelBundle.load(settings.model_dir)
+    if active is not None:
+        try:
+            if ModelBundle.load(active.directory).version == active.version:
+                if configured.version != active.version:
+                    logger.info(
+                        "serving the registry's active model %s; TRIAGE_MODEL_DIR holds %s, "
+                        "which `python -m service models promote` would serve instead",
+                        active.version,
+                        configured.version,
+                    )
+                return Path(active.directory)
+        except BundleError:
+            pass
+        logger.warning(
+            "the active model %s is no longer in %s; serving and activating %s from %s",
+            active.version,
+            active.directory,
+            configured.version,
+            settings.model_dir,
+        )
+    record = registry.register(settings.model_dir)
+    registry.activate(record.version)
+    return settings.model_dir
+
+
+async def follow_registry(state: State) -> None:
+    """Serve whatever version another process (or replica) made active, checking every
+    TRIAGE_LEARNING_REGISTRY_POLL_S; runs until the server stops."""
+
+    async def follow() -> None:
+        while True:
+            await asyncio.sleep(state.settings.learning.registry_poll_s)
+            try:
+                active = await asyncio.to_thread(state.registry.active)
+                if active is not None:
+                    await activate_version(state, active)
+            except Exception:  # upkeep must outlive a passing database or bundle error
+                logger.exception("following the model registry failed; retrying")
+
+    state.registry_follower = asyncio.create_task(follow(), name="registry-follower")
+
+
 def warn_about_access(settings: Settings, keys: ApiKeyStore) -> None:
     """Say at start-up what would let anyone in, or keep everyone out."""
     if not settings.auth.enabled:
@@ -255,10 +355,25 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     knowledge = KnowledgeService(settings, engine)
     keys = ApiKeyStore(engine)
     verifier = ApiKeyVerifier(keys, settings.auth.cache_s)
+    predictions = PredictionLog(engine, store_text=not settings.privacy.redact_knowledge)
+    registry = ModelRegistry(engine)
+    state = State(
+        {
+            "settings": settings,
+            "classifier": classifier,
+            "knowledge": knowledge,
+            "predictions": predictions,
+            "feedback": FeedbackStore(engine),
+            "registry": registry,
+            "routing": RoutingService(RoutingDirectory(engine), settings.routing),
+        }
+    )
 
     async def start() -> None:
-        await classifier.start()
+        model_dir = await asyncio.to_thread(model_to_serve, settings, registry)
+        await classifier.start(model_dir)
         await knowledge.start(classifier)
+        await follow_registry(state)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -268,15 +383,18 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         ModelBundle.load(settings.model_dir)
         await asyncio.to_thread(upgrade_schema, engine)
         await asyncio.to_thread(warn_about_access, settings, keys)
+        await predictions.start()
         loading = asyncio.create_task(start()) if load_model else None
         try:
             yield
         finally:
-            if loading is not None and not loading.done():
-                loading.cancel()
-                await asyncio.gather(loading, return_exceptions=True)
+            for task in (loading, state.get("registry_follower")):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await knowledge.stop()
             await classifier.stop()
+            await predictions.stop()
             engine.dispose()
 
     prometheus = PrometheusConfig(app_name="ticket_triage", group_path=True)
@@ -288,10 +406,13 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             reload_model,
             health,
             ready,
+            route,
             *KNOWLEDGE_ROUTES,
+            *ROUTING_ROUTES,
+            *LEARNING_ROUTES,
             MetricsController,
         ],
-        state=State({"settings": settings, "classifier": classifier, "knowledge": knowledge}),
+        state=state,
         lifespan=[lifespan],
         middleware=[prometheus.middleware, *access_middleware(settings, verifier)],
         guards=[require_scope],

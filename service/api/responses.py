@@ -21,6 +21,7 @@ _MEANINGS = {
     401: "No API key, or an unknown or revoked one.",
     403: "The API key lacks the scope this route needs.",
     404: "No such entry.",
+    409: "The shadow evaluation found the candidate worse than the active model.",
     413: "The request body is larger than TRIAGE_MAX_BODY_BYTES.",
     422: "The bundle asked for could not be loaded; the previous model keeps serving.",
     429: "Rate limit exceeded; `Retry-After` says when to retry.",

@@ -8,21 +8,36 @@ from typing import Annotated, Literal
 import msgspec
 
 __all__ = [
+    "AgentRequest",
+    "AgentResponse",
     "Alternative",
+    "AssignmentRequest",
+    "AssignmentResponse",
+    "AvailabilityRequest",
     "BatchRequest",
     "BatchResponse",
     "Classification",
+    "FeedbackRequest",
+    "FeedbackResponse",
     "HeadResult",
     "KnowledgeEntryRequest",
     "KnowledgeEntryResponse",
     "KnowledgeImportRequest",
     "KnowledgeWriteResponse",
     "KnowledgeWriteResult",
+    "PromoteRequest",
+    "RegisterRequest",
     "ReloadRequest",
+    "RouteRequest",
+    "RouteResponse",
+    "RoutingCandidate",
+    "RoutingResult",
     "SuggestFiltersRequest",
     "SuggestRequest",
     "SuggestResponse",
     "SuggestionResult",
+    "TeamRequest",
+    "TeamResponse",
     "TicketRequest",
 ]
 
@@ -62,11 +77,12 @@ class TicketRequest(msgspec.Struct, forbid_unknown_fields=True):
         | None
     ) = None
     include: Annotated[
-        list[Literal["suggestions"]],
+        list[Literal["suggestions", "routing"]],
         msgspec.Meta(
             description="Extras to answer in the same call: `suggestions` adds similar resolved "
-            "tickets (as `POST /v1/suggest` with its defaults).",
-            examples=[["suggestions"]],
+            "tickets (as `POST /v1/suggest` with its defaults), `routing` the ranked teams "
+            "and agents (as `POST /v1/route`, without assigning).",
+            examples=[["suggestions", "routing"]],
         ),
     ] = msgspec.field(default_factory=list)
 
@@ -122,11 +138,19 @@ class Classification(msgspec.Struct, omit_defaults=True):
         dict[str, str],
         msgspec.Meta(examples=[{"name": "ticket-triage", "version": "2026.12.03-181655"}]),
     ]
+    prediction_id: Annotated[
+        str,
+        msgspec.Meta(
+            description="Id of the stored prediction; `POST /v1/feedback` refers to it.",
+            examples=["0b6f3c52-8c1e-4d7a-9a55-3f1f4f0d2b7e"],
+        ),
+    ]
     queue: HeadResult | None = None
     priority: HeadResult | None = None
     type: HeadResult | None = None
     other_heads: dict[str, HeadResult] = msgspec.field(default_factory=dict)
     suggestions: list[SuggestionResult] | None = None
+    routing: RoutingResult | None = None
 
 
 class BatchResponse(msgspec.Struct):
@@ -274,3 +298,183 @@ class SuggestResponse(msgspec.Struct):
     embedder: Annotated[
         str, msgspec.Meta(examples=["base:multilingual-e5-small:1aabcf172ced606f:192"])
     ]
+
+
+# Routing.
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255, examples=["anna.schmidt"])]
+QueueName = Annotated[str, msgspec.Meta(min_length=1, max_length=255, examples=["IT Support"])]
+
+
+class RoutingCandidate(msgspec.Struct):
+    """A team or an agent proposed for the ticket, with its score and why."""
+
+    name: Name
+    score: Annotated[float, msgspec.Meta(ge=0, examples=[0.62])]
+    reason: Annotated[
+        str,
+        msgspec.Meta(examples=["queue IT Support 0.91 (level 4/5), speaks de, 2 of 5 slots used"]),
+    ]
+    team: str | None = None
+
+
+class AssignmentResponse(msgspec.Struct):
+    id: int
+    agent: Name
+    assigned_at: datetime
+    ticket_id: str | None = None
+    prediction_id: str | None = None
+    queue: str | None = None
+    priority: str | None = None
+    language: str | None = None
+    closed_at: datetime | None = None
+
+
+class RoutingResult(msgspec.Struct):
+    policy: Annotated[str, msgspec.Meta(examples=["skills"])]
+    teams: list[RoutingCandidate]
+    agents: Annotated[
+        list[RoutingCandidate],
+        msgspec.Meta(description="Agents who can take the ticket now, best first; empty when "
+        "no available agent has a free slot and the skills for it."),
+    ]
+    assignment: AssignmentResponse | None = None
+
+
+class RouteRequest(TicketRequest, forbid_unknown_fields=True):
+    """A ticket to route: classified first, then ranked; ``assign`` gives it to the best."""
+
+    assign: Annotated[
+        bool, msgspec.Meta(description="Assign the ticket to the first agent proposed.")
+    ] = False
+    ticket_id: (
+        Annotated[str, msgspec.Meta(max_length=255, description="The ticket's id in its system.")]
+        | None
+    ) = None
+    policy: Literal["skills", "round-robin", "least-loaded"] | None = None
+
+
+class RouteResponse(msgspec.Struct):
+    classification: Classification
+    routing: RoutingResult
+
+
+class TeamRequest(msgspec.Struct, forbid_unknown_fields=True):
+    queues: Annotated[list[QueueName], msgspec.Meta(examples=[["IT Support", "Technical Support"]])]
+
+
+class TeamResponse(msgspec.Struct):
+    name: Name
+    queues: list[str]
+
+
+SkillLevel = Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
+class AgentRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """An agent's profile; the load is kept by the service from assignments."""
+
+    skills: Annotated[
+        dict[QueueName, SkillLevel],
+        msgspec.Meta(
+            description="Queue -> level, 1 (can handle) to 5 (expert).",
+            examples=[{"IT Support": 4, "Technical Support": 2}],
+        ),
+    ]
+    languages: Annotated[list[LanguageCode], msgspec.Meta(min_length=1, examples=[["de", "en"]])]
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    available: bool = True
+    team: Name | None = None
+
+
+class AgentResponse(msgspec.Struct):
+    name: Name
+    skills: dict[str, int]
+    languages: list[str]
+    capacity: int
+    available: bool
+    load: int
+    team: str | None = None
+    speed: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+class AvailabilityRequest(msgspec.Struct, forbid_unknown_fields=True):
+    available: bool
+
+
+class AssignmentRequest(msgspec.Struct, forbid_unknown_fields=True):
+    agent: Name
+    ticket_id: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    prediction_id: Annotated[str, msgspec.Meta(max_length=36)] | None = None
+    queue: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    priority: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    language: LanguageCode | None = None
+
+
+# Feedback and models.
+
+
+class FeedbackRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """What the agent did with a prediction."""
+
+    prediction_id: Annotated[str, msgspec.Meta(min_length=1, max_length=36)]
+    labels: Annotated[
+        dict[str, Annotated[str, msgspec.Meta(min_length=1, max_length=255)]],
+        msgspec.Meta(
+            description="Head -> the label the agent chose; a differing one is a correction.",
+            examples=[{"queue": "Billing and Payments", "priority": "high"}],
+        ),
+    ] = msgspec.field(default_factory=dict)
+    suggestion_used: (
+        Annotated[
+            str,
+            msgspec.Meta(max_length=255, description="source_id of the suggestion used."),
+        ]
+        | None
+    ) = None
+    resolution: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=20_000,
+                description="How the ticket was resolved; with it, the ticket joins the "
+                "knowledge base.",
+            ),
+        ]
+        | None
+    ) = None
+    agent: Name | None = None
+    ticket_id: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=255,
+                description="The ticket's id in its system: its knowledge-base source_id.",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class FeedbackResponse(msgspec.Struct):
+    id: int
+    prediction_id: str
+    corrected: list[str]
+    knowledge: Annotated[
+        str,
+        msgspec.Meta(
+            description="What became of the resolution in the knowledge base: created, "
+            "updated, unchanged, or why it was not stored."
+        ),
+    ]
+
+
+class PromoteRequest(msgspec.Struct, forbid_unknown_fields=True):
+    version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    force: Annotated[
+        bool, msgspec.Meta(description="Promote even if the shadow evaluation finds it worse.")
+    ] = False
+
+
+class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True):
+    model_dir: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]

@@ -46,6 +46,8 @@ class HeadPrediction:
     label: str
     probability: float
     alternatives: list[tuple[str, float]]
+    #: Every label with its calibrated probability (routing weighs the whole distribution).
+    distribution: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ class TicketClassifier:
             label=ranked[0][0],
             probability=ranked[0][1],
             alternatives=ranked[1 : 1 + self.settings.top_alternatives],
+            distribution=dict(ranked),
         )
 
     def describe(self) -> dict[str, Any]:

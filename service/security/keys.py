@@ -25,9 +25,11 @@ from service.storage.tables import ApiKey, utc_now
 
 __all__ = ["SCOPES", "ApiKeyError", "ApiKeyStore", "KeyIdentity", "KeyInfo", "NewKey"]
 
-#: ``predict``: classify, suggest and read the knowledge base; ``knowledge:write``: add and
-#: delete knowledge entries; ``admin``: everything, including model reloads.
-SCOPES = ("predict", "knowledge:write", "admin")
+#: ``predict``: classify, suggest, route (without assigning) and read; ``knowledge:write``:
+#: add and delete knowledge entries; ``routing:write``: assign tickets, close assignments,
+#: set agents' availability; ``feedback:write``: post agents' feedback; ``admin``: everything,
+#: including teams, agents' profiles, model reloads, promotion and rollback.
+SCOPES = ("predict", "knowledge:write", "routing:write", "feedback:write", "admin")
 _KEY = re.compile(r"^tt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 
 

@@ -5,11 +5,35 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["ApiKey", "Base", "KnowledgeChange", "KnowledgeEntry", "UTCDateTime", "utc_now"]
+__all__ = [
+    "Agent",
+    "ApiKey",
+    "Assignment",
+    "Base",
+    "Feedback",
+    "KnowledgeChange",
+    "KnowledgeEntry",
+    "ModelVersion",
+    "Prediction",
+    "ShadowEvaluation",
+    "Team",
+    "UTCDateTime",
+    "utc_now",
+]
 
 # Integer ids that are 64-bit on PostgreSQL and SQLite's ROWID alias on SQLite.
 Identifier = BigInteger().with_variant(Integer, "sqlite")
@@ -115,3 +139,121 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     #: When the key was revoked; a revoked key is refused.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Team(Base):
+    """A group of agents, and the queues it takes."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: Queue labels (of the model's ``queue`` head) that this team handles.
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Agent(Base):
+    """Someone who resolves tickets: skills per queue, languages, capacity and current load."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    #: The agent's login or id in the ticket system; routes answer with it.
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    team: Mapped[str | None] = mapped_column(String(255), index=True)
+    #: Queue label -> level, 1 (can handle) to 5 (expert).
+    skills: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    #: ISO 639-1 codes the agent answers in.
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Tickets the agent can hold open at once.
+    capacity: Mapped[int] = mapped_column(Integer, default=5)
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Open assignments; kept by assigning and closing through the service.
+    load: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Assignment(Base):
+    """A ticket given to an agent, open until it is closed."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    agent: Mapped[str] = mapped_column(String(255), index=True)
+    #: The ticket's id in its system, if known.
+    ticket_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    prediction_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    queue: Mapped[str | None] = mapped_column(String(255))
+    priority: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Prediction(Base):
+    """Every classification the API answered, so that feedback can refer to it."""
+
+    __tablename__ = "predictions"
+
+    #: A UUID, returned to the caller as ``prediction_id``.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    model_name: Mapped[str] = mapped_column(String(255))
+    model_version: Mapped[str] = mapped_column(String(64))
+    #: Head -> predicted label, and head -> its calibrated probability.
+    labels: Mapped[dict[str, str]] = mapped_column(JSON)
+    probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(8))
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The ticket's text; empty when texts are not stored (``TRIAGE_PRIVACY_*``).
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+
+
+class Feedback(Base):
+    """What an agent did with a prediction: the labels chosen, the suggestion used, the fix."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    agent: Mapped[str | None] = mapped_column(String(255))
+    #: Head -> the label the agent chose (where it differs, a correction).
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: ``source_id`` of the suggested resolution the agent used, if any.
+    suggestion_used: Mapped[str | None] = mapped_column(String(255))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class ModelVersion(Base):
+    """A bundle in the model registry; exactly one is active once any is promoted."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    directory: Mapped[str] = mapped_column(Text)
+    #: Test metrics from the bundle's metrics.json, and its provenance from config.json.
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When it was last made active (rollback picks the previously active one by this).
+    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ShadowEvaluation(Base):
+    """A candidate and the active model compared on the latest feedback before promotion."""
+
+    __tablename__ = "shadow_evaluations"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    candidate_version: Mapped[str] = mapped_column(String(64), index=True)
+    active_version: Mapped[str | None] = mapped_column(String(64))
+    feedback_count: Mapped[int] = mapped_column(Integer)
+    #: Per model and head: accuracy and macro-F1 on the feedback's labels.
+    results: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
