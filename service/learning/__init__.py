@@ -1,0 +1,2 @@
+"""Learning from operation: stored predictions, agents' feedback, the model registry with
+shadow evaluation, and the drift watch."""
