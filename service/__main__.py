@@ -12,6 +12,8 @@ python -m service models register onnx_models/acme-2026-12
 python -m service models promote 2026.12.04-101500   # shadow evaluation first; --force
 python -m service models rollback
 python -m service models list
+python -m service routing import data/routing/agents.yaml   # teams and agents from a pool file
+python -m service routing agents
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from service.knowledge import KnowledgeBase, make_embedder
 from service.knowledge.importer import import_files
 from service.learning.feedback import FeedbackStore
 from service.learning.registry import ModelRegistry
+from service.routing import AgentInput, RoutingDirectory
 from service.security.keys import SCOPES, ApiKeyError, ApiKeyStore
 from service.security.privacy import knowledge_redactor, logging_config
 from service.settings import Settings, SettingsError
@@ -214,6 +217,47 @@ def models_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def routing_command(settings: Settings, args: argparse.Namespace) -> int:
+    import yaml
+
+    engine = create_database_engine(settings.resolved_database_url)
+    upgrade_schema(engine)
+    directory = RoutingDirectory(engine)
+    try:
+        if args.action == "import":
+            pool = yaml.safe_load(args.pool.read_text(encoding="utf-8")) or {}
+            for name, team in (pool.get("teams") or {}).items():
+                directory.put_team(str(name), [str(q) for q in team.get("queues", [])])
+            for item in pool.get("agents") or []:
+                directory.put_agent(
+                    AgentInput(
+                        name=str(item["name"]),
+                        skills={str(q): int(level) for q, level in item["skills"].items()},
+                        languages=[str(lang) for lang in item["languages"]],
+                        capacity=int(item.get("capacity", 5)),
+                        available=bool(item.get("available", True)),
+                        team=item.get("team"),
+                    )
+                )
+            sys.stdout.write(
+                f"{len(pool.get('teams') or {})} teams and {len(pool.get('agents') or [])} "
+                f"agents from {args.pool}\n"
+            )
+        else:
+            for agent in directory.agents():
+                away = "" if agent.available else "  away"
+                sys.stdout.write(
+                    f"{agent.name}  team {agent.team}  {','.join(agent.languages)}  "
+                    f"{agent.load}/{agent.capacity}  {dict(agent.skills)}{away}\n"
+                )
+    except (ServiceError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+        sys.stderr.write(f"error: {args.pool if args.action == 'import' else 'routing'}: {exc}\n")
+        return 2
+    finally:
+        engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m service",
@@ -279,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     promote_parser.add_argument("--force", action="store_true", help="even if it is worse")
     model_actions.add_parser("rollback", help="make the previously active version active")
     model_actions.add_parser("list", help="registered versions; * marks the active one")
+    routing_parser = commands.add_parser("routing", help="teams and agents")
+    routing_actions = routing_parser.add_subparsers(dest="action", required=True)
+    pool_parser = routing_actions.add_parser(
+        "import", help="create or update teams and agents from a pool file (YAML)"
+    )
+    pool_parser.add_argument("pool", type=Path, help="e.g. data/routing/agents.yaml")
+    routing_actions.add_parser("agents", help="every agent with load, capacity and skills")
     args = parser.parse_args(argv)
 
     overrides = {
@@ -295,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             return keys_command(settings, args)
         if args.command == "models":
             return models_command(settings, args)
+        if args.command == "routing":
+            return routing_command(settings, args)
         return classify_file(settings, args.source, args.output, args.batch_size)
     except (
         SettingsError,

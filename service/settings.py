@@ -250,6 +250,8 @@ class LearningSettings(EnvironmentSettings):
     #: Population stability index of predicted labels against training above which drift
     #: is reported as an alert.
     drift_threshold: float = 0.2
+    #: Predictions in the window below which no drift alert is raised (too few to judge).
+    drift_min_predictions: int = 100
 
     def __post_init__(self) -> None:
         self._check(
@@ -257,6 +259,7 @@ class LearningSettings(EnvironmentSettings):
                 (self.shadow_tickets >= 1, "SHADOW_TICKETS: expected 1 or more"),
                 (self.registry_poll_s > 0, "REGISTRY_POLL_S: expected more than 0"),
                 (self.drift_threshold > 0, "DRIFT_THRESHOLD: expected more than 0"),
+                (self.drift_min_predictions >= 1, "DRIFT_MIN_PREDICTIONS: expected 1 or more"),
             ]
         )
 

@@ -184,7 +184,7 @@ def test_reloading_the_same_bundle_keeps_the_knowledge_base(
             },
             "created_after before created_before",
         ),
-        ("/v1/classify", {"body": "vpn", "include": ["routing"]}, "include"),
+        ("/v1/classify", {"body": "vpn", "include": ["everything"]}, "include"),
     ],
 )
 def test_bad_knowledge_requests_get_400_with_a_reason(

@@ -286,7 +286,12 @@ def test_drift_alerts_when_the_predicted_labels_part_from_training() -> None:
         shifted, training, start, start + timedelta(hours=2), timedelta(hours=1), 0.2
     )
 
+    few = drift_report(
+        shifted[:20], training, start, start + timedelta(hours=2), timedelta(hours=1), 0.2
+    )
+
     assert calm["alerts"] == [] and not calm["drifting"]
+    assert few["alerts"] == [] and few["note"].startswith("too few predictions")
     assert alarmed["drifting"] and alarmed["alerts"][0].startswith("queue: PSI")
     assert [b["predictions"] for b in alarmed["buckets"]] == [60, 40]
 

@@ -184,6 +184,7 @@ async def drift(
         end,
         timedelta(hours=bucket_hours),
         state.settings.learning.drift_threshold,
+        state.settings.learning.drift_min_predictions,
     )
     for head, value in report["window"]["psi"].items():
         if value is not None:

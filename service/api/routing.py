@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from litestar import Request, get, post, put
+from litestar import get, post, put
 from litestar.datastructures import State
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
-from service.api.access import check_scope
 from service.api.responses import protected
 from service.api.schemas import (
     AgentRequest,
@@ -24,6 +25,10 @@ from service.api.schemas import (
 from service.routing import AgentInput, AgentState, AssignmentRecord, RoutingDecision
 
 __all__ = ["ROUTES", "routing_result"]
+
+# Path parameters are bounded as the columns they are looked up in.
+PathName = Annotated[str, Parameter(min_length=1, max_length=255, pattern=r"^[^\x00]+$")]
+AssignmentId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
 
 
 def _agent(state: AgentState) -> AgentResponse:
@@ -63,7 +68,7 @@ def routing_result(decision: RoutingDecision) -> RoutingResult:
 
 
 @put("/v1/teams/{name:str}", tags=["routing"], **protected("admin", 413))
-async def put_team(state: State, name: str, data: TeamRequest) -> TeamResponse:
+async def put_team(state: State, name: PathName, data: TeamRequest) -> TeamResponse:
     """Create a team or replace the queues it takes."""
     team = await asyncio.to_thread(state.routing.directory.put_team, name, data.queues)
     return TeamResponse(team.name, list(team.queues))
@@ -77,7 +82,7 @@ async def list_teams(state: State) -> list[TeamResponse]:
 
 
 @put("/v1/agents/{name:str}", tags=["routing"], **protected("admin", 413))
-async def put_agent(state: State, name: str, data: AgentRequest) -> AgentResponse:
+async def put_agent(state: State, name: PathName, data: AgentRequest) -> AgentResponse:
     """Create an agent or replace their profile (skills, languages, capacity, team); the load
     the service keeps from assignments stays."""
     agent = AgentInput(
@@ -98,7 +103,7 @@ async def list_agents(state: State) -> list[AgentResponse]:
 
 
 @get("/v1/agents/{name:str}", tags=["routing"], **protected("predict", 404))
-async def get_agent(state: State, name: str) -> AgentResponse:
+async def get_agent(state: State, name: PathName) -> AgentResponse:
     """One agent."""
     return _agent(await asyncio.to_thread(state.routing.directory.agent, name))
 
@@ -108,7 +113,9 @@ async def get_agent(state: State, name: str) -> AgentResponse:
     tags=["routing"],
     **protected("routing:write", 404, 413),
 )
-async def set_availability(state: State, name: str, data: AvailabilityRequest) -> AgentResponse:
+async def set_availability(
+    state: State, name: PathName, data: AvailabilityRequest
+) -> AgentResponse:
     """Mark an agent available or away; an away agent gets no tickets."""
     directory = state.routing.directory
     return _agent(await asyncio.to_thread(directory.set_available, name, data.available))
@@ -141,22 +148,19 @@ async def assign(state: State, data: AssignmentRequest) -> AssignmentResponse:
     status_code=HTTP_200_OK,
     **protected("routing:write", 404),
 )
-async def close_assignment(state: State, assignment_id: int) -> AssignmentResponse:
+async def close_assignment(state: State, assignment_id: AssignmentId) -> AssignmentResponse:
     """Close an assignment (the ticket is solved or moved on); the agent's load drops."""
     record = await asyncio.to_thread(state.routing.directory.close, assignment_id)
     return assignment_response(record)
 
 
 @get("/v1/assignments", tags=["routing"], **protected("predict"))
-async def open_assignments(state: State, agent: str | None = None) -> list[AssignmentResponse]:
+async def open_assignments(
+    state: State, agent: Annotated[str | None, Parameter(max_length=255)] = None
+) -> list[AssignmentResponse]:
     """Open assignments, of one agent or of all."""
     records = await asyncio.to_thread(state.routing.directory.open_assignments, agent)
     return [assignment_response(r) for r in records]
-
-
-def require_assign_scope(request: Request[object, object, State], assign: bool) -> None:
-    if assign:
-        check_scope(request.scope, "routing:write")
 
 
 ROUTES = [

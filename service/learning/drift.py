@@ -57,7 +57,10 @@ def drift_report(
     end: datetime,
     bucket: timedelta,
     threshold: float,
+    min_predictions: int = 100,
 ) -> dict[str, Any]:
+    """PSI and confidence per bucket and over the window; alerts only from ``min_predictions``
+    on, since the index of a handful of tickets is noise."""
     heads = sorted(training)
     buckets: list[dict[str, Any]] = []
     moment = start
@@ -66,10 +69,11 @@ def drift_report(
         buckets.append(_bucket(inside, training, heads, moment))
         moment += bucket
     overall = _bucket(list(predictions), training, heads, start)
+    enough = len(predictions) >= min_predictions
     alerts = [
         f"{head}: PSI {overall['psi'][head]:.3f} over the window passes {threshold:g}"
         for head in heads
-        if overall["psi"].get(head) is not None and overall["psi"][head] > threshold
+        if enough and overall["psi"].get(head) is not None and overall["psi"][head] > threshold
     ]
     return {
         "start": start.isoformat(),
@@ -81,6 +85,10 @@ def drift_report(
         "buckets": buckets,
         "alerts": alerts,
         "drifting": bool(alerts),
+        "judged": enough,
+        "note": None
+        if enough
+        else f"too few predictions to judge drift ({len(predictions)} < {min_predictions})",
         "training_shares": {
             head: {label: round(n / (sum(c.values()) or 1), 4) for label, n in c.items()}
             for head, c in training.items()
