@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -13,19 +14,22 @@ from typing import Any
 import pandas as pd
 import pytest
 from litestar.testing import TestClient
+from rich.console import Console
 
 from service.api.app import create_app
 from service.columns import ColumnMapping
+from service.inference.bundle import ModelBundle
 from service.learning.drift import drift_report, population_stability
 from service.learning.feedback import FeedbackStore
 from service.learning.predictions import PredictionRecord
 from service.learning.registry import ModelRegistry, macro_f1
 from service.settings import KnowledgeSettings, LearningSettings, PrivacySettings
 from service.storage import create_database_engine, upgrade_schema
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, tiny_config
 from tests.test_api import TICKET, settings_for, wait_ready
 from training.data import prepare_data
 from training.feedback import feedback_frame
+from training.train import run_training
 
 
 def copy_with_version(bundle: Path, folder: Path, version: str) -> Path:
@@ -306,3 +310,21 @@ def test_drift_endpoint_reports_the_served_models_predictions(client: TestClient
     assert set(report["window"]["psi"]) == {"queue", "priority", "type"}
     assert len(report["buckets"]) == 2
     assert "ticket_triage_label_drift_psi" in client.get("/metrics").text
+
+
+def test_make_train_takes_the_feedback_in(
+    client: TestClient[Any], tiny_base: Path, tmp_path: Path, database_url: str
+) -> None:
+    for body in ("Der Drucker im 2. Stock druckt nur leere Seiten.", "Refund my double charge"):
+        prediction = classify(client, body)
+        client.post(
+            "/v1/feedback",
+            json={"prediction_id": prediction["prediction_id"], "labels": {"queue": "IT Support"}},
+        )
+    config = dataclasses.replace(tiny_config(tmp_path, tiny_base), feedback=database_url)
+
+    bundle = run_training(config, Console(quiet=True))
+
+    statistics = json.loads((bundle / "data_statistics.json").read_text())
+    assert statistics["feedback_rows"] == 2
+    assert ModelBundle.load(bundle).version  # a complete bundle came out
