@@ -25,7 +25,11 @@ import logging.config
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import Engine
 
 from service.columns import ColumnMapping, DataError
 from service.errors import ServiceError
@@ -35,7 +39,8 @@ from service.knowledge import KnowledgeBase, make_embedder
 from service.knowledge.importer import import_files
 from service.learning.feedback import FeedbackStore
 from service.learning.registry import ModelRegistry
-from service.routing import AgentInput, RoutingDirectory
+from service.routing import RoutingDirectory
+from service.routing.pool import PoolError, read_pool
 from service.security.keys import SCOPES, ApiKeyError, ApiKeyStore
 from service.security.privacy import knowledge_redactor, logging_config
 from service.settings import Settings, SettingsError
@@ -149,10 +154,23 @@ def knowledge_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def keys_command(settings: Settings, args: argparse.Namespace) -> int:
+@contextmanager
+def migrated_engine(settings: Settings) -> Iterator[Engine]:
+    """The configured database, brought to the newest schema, for one command."""
     engine = create_database_engine(settings.resolved_database_url)
-    upgrade_schema(engine)
-    keys = ApiKeyStore(engine)
+    try:
+        upgrade_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def keys_command(settings: Settings, args: argparse.Namespace) -> int:
+    with migrated_engine(settings) as engine:
+        return _keys_action(ApiKeyStore(engine), args)
+
+
+def _keys_action(keys: ApiKeyStore, args: argparse.Namespace) -> int:
     if args.action == "list":
         for info in keys.list(include_revoked=args.all):
             revoked = f"  revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else ""
@@ -179,15 +197,12 @@ def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             )
         else:
             sys.stdout.write(made.secret + "\n")
-    engine.dispose()
     return 0
 
 
 def models_command(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_database_engine(settings.resolved_database_url)
-    upgrade_schema(engine)
-    registry = ModelRegistry(engine)
-    try:
+    with migrated_engine(settings) as engine:
+        registry = ModelRegistry(engine)
         if args.action == "register":
             record = registry.register(args.model_dir)
             sys.stdout.write(f"registered {record.name} {record.version} ({record.directory})\n")
@@ -209,52 +224,28 @@ def models_command(settings: Settings, args: argparse.Namespace) -> int:
                 }
                 line = f"{mark} {version.version}  {version.name}  macro-F1 {f1}"
                 sys.stdout.write(f"{line}  {version.directory}\n")
-    except ServiceError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    finally:
-        engine.dispose()
     return 0
 
 
 def routing_command(settings: Settings, args: argparse.Namespace) -> int:
-    import yaml
-
-    engine = create_database_engine(settings.resolved_database_url)
-    upgrade_schema(engine)
-    directory = RoutingDirectory(engine)
-    try:
+    with migrated_engine(settings) as engine:
+        directory = RoutingDirectory(engine)
         if args.action == "import":
-            pool = yaml.safe_load(args.pool.read_text(encoding="utf-8")) or {}
-            for name, team in (pool.get("teams") or {}).items():
-                directory.put_team(str(name), [str(q) for q in team.get("queues", [])])
-            for item in pool.get("agents") or []:
-                directory.put_agent(
-                    AgentInput(
-                        name=str(item["name"]),
-                        skills={str(q): int(level) for q, level in item["skills"].items()},
-                        languages=[str(lang) for lang in item["languages"]],
-                        capacity=int(item.get("capacity", 5)),
-                        available=bool(item.get("available", True)),
-                        team=item.get("team"),
-                    )
-                )
+            pool = read_pool(args.pool)
+            for team in pool.teams:
+                directory.put_team(team.name, team.queues)
+            for agent in pool.agents:
+                directory.put_agent(agent)
             sys.stdout.write(
-                f"{len(pool.get('teams') or {})} teams and {len(pool.get('agents') or [])} "
-                f"agents from {args.pool}\n"
+                f"{len(pool.teams)} teams and {len(pool.agents)} agents from {args.pool}\n"
             )
-        else:
-            for agent in directory.agents():
-                away = "" if agent.available else "  away"
-                sys.stdout.write(
-                    f"{agent.name}  team {agent.team}  {','.join(agent.languages)}  "
-                    f"{agent.load}/{agent.capacity}  {dict(agent.skills)}{away}\n"
-                )
-    except (ServiceError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
-        sys.stderr.write(f"error: {args.pool if args.action == 'import' else 'routing'}: {exc}\n")
-        return 2
-    finally:
-        engine.dispose()
+            return 0
+        for state in directory.agents():
+            away = "" if state.available else "  away"
+            sys.stdout.write(
+                f"{state.name}  team {state.team}  {','.join(state.languages)}  "
+                f"{state.load}/{state.capacity}  {dict(state.skills)}{away}\n"
+            )
     return 0
 
 
@@ -356,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         DataError,
         StorageError,
         ApiKeyError,
+        ServiceError,
+        PoolError,
     ) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from service.columns import ColumnMapping
 from service.files import read_rows, write_json
 from service.inference.bundle import ModelBundle, TriageRuntime
 from service.routing.policies import POLICIES, AgentState, RoutingTicket, make_policy
+from service.routing.pool import read_pool
 from service.text import detect_language, ticket_text
 
 __all__ = ["SimulatedTicket", "load_pool", "main", "simulate"]
@@ -92,17 +92,7 @@ def skill_factor(level: int) -> float:
 
 
 def load_pool(path: Path) -> list[AgentState]:
-    pool = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [
-        AgentState(
-            name=str(item["name"]),
-            skills={str(q): int(level) for q, level in item["skills"].items()},
-            languages=[str(lang) for lang in item["languages"]],
-            capacity=int(item.get("capacity", 4)),
-            team=item.get("team"),
-        )
-        for item in pool["agents"]
-    ]
+    return read_pool(path).states()
 
 
 def simulate(
