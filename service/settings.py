@@ -252,6 +252,9 @@ class LearningSettings(EnvironmentSettings):
     drift_threshold: float = 0.2
     #: Predictions in the window below which no drift alert is raised (too few to judge).
     drift_min_predictions: int = 100
+    #: Days a stored prediction without feedback is kept (with its ticket text); 0 keeps
+    #: them all. Predictions with feedback are kept, as training data.
+    prediction_retention_days: int = 90
 
     def __post_init__(self) -> None:
         self._check(
@@ -260,6 +263,7 @@ class LearningSettings(EnvironmentSettings):
                 (self.registry_poll_s > 0, "REGISTRY_POLL_S: expected more than 0"),
                 (self.drift_threshold > 0, "DRIFT_THRESHOLD: expected more than 0"),
                 (self.drift_min_predictions >= 1, "DRIFT_MIN_PREDICTIONS: expected 1 or more"),
+                (self.prediction_retention_days >= 0, "PREDICTION_RETENTION_DAYS: 0 or more"),
             ]
         )
 

@@ -21,7 +21,7 @@ from service.columns import ColumnMapping
 from service.inference.bundle import ModelBundle
 from service.learning.drift import drift_report, population_stability
 from service.learning.feedback import FeedbackStore
-from service.learning.predictions import PredictionRecord
+from service.learning.predictions import PredictionLog, PredictionRecord
 from service.learning.registry import ModelRegistry, macro_f1
 from service.settings import KnowledgeSettings, LearningSettings, PrivacySettings
 from service.storage import create_database_engine, upgrade_schema
@@ -328,3 +328,20 @@ def test_make_train_takes_the_feedback_in(
     statistics = json.loads((bundle / "data_statistics.json").read_text())
     assert statistics["feedback_rows"] == 2
     assert ModelBundle.load(bundle).version  # a complete bundle came out
+
+
+def test_old_predictions_without_feedback_are_pruned(
+    client: TestClient[Any], database_url: str
+) -> None:
+    kept = classify(client, "Keep me: I have feedback.")
+    dropped = classify(client, "Drop me: nobody looked at me.")
+    client.post("/v1/feedback", json={"prediction_id": kept["prediction_id"]})
+    engine = create_database_engine(database_url)
+    log = PredictionLog(engine, store_text=True)
+
+    pruned = log.prune(datetime.now(UTC) + timedelta(seconds=1))
+
+    assert pruned == 1
+    assert log.get(kept["prediction_id"]) is not None
+    assert log.get(dropped["prediction_id"]) is None
+    engine.dispose()

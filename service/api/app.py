@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,7 @@ from service.routing import RoutingDirectory, RoutingService
 from service.security.keys import ApiKeyStore
 from service.settings import Settings
 from service.storage import create_database_engine, upgrade_schema
+from service.storage.tables import utc_now
 
 __all__ = ["create_app"]
 
@@ -314,15 +317,30 @@ def model_to_serve(settings: Settings, registry: ModelRegistry) -> Path:
 
 async def follow_registry(state: State) -> None:
     """Serve whatever version another process (or replica) made active, checking every
-    TRIAGE_LEARNING_REGISTRY_POLL_S; runs until the server stops."""
+    TRIAGE_LEARNING_REGISTRY_POLL_S, and, hourly, delete predictions past their retention;
+    runs until the server stops."""
+
+    learning = state.settings.learning
+    last_prune = float("-inf")
 
     async def follow() -> None:
+        nonlocal last_prune
         while True:
-            await asyncio.sleep(state.settings.learning.registry_poll_s)
+            await asyncio.sleep(learning.registry_poll_s)
             try:
                 active = await asyncio.to_thread(state.registry.active)
                 if active is not None:
                     await activate_version(state, active)
+                if learning.prediction_retention_days and time.monotonic() - last_prune > 3600:
+                    cutoff = utc_now() - timedelta(days=learning.prediction_retention_days)
+                    pruned = await asyncio.to_thread(state.predictions.prune, cutoff)
+                    last_prune = time.monotonic()
+                    if pruned:
+                        logger.info(
+                            "deleted %d predictions older than %s without feedback",
+                            pruned,
+                            cutoff.date(),
+                        )
             except Exception:  # upkeep must outlive a passing database or bundle error
                 logger.exception("following the model registry failed; retrying")
 

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.errors import StorageUnavailableError
 from service.inference.classifier import TicketPrediction
-from service.storage.tables import Prediction, utc_now
+from service.storage.tables import Feedback, Prediction, utc_now
 
 __all__ = ["PredictionLog", "PredictionRecord", "new_prediction_id"]
 
@@ -149,6 +149,18 @@ class PredictionLog:
         with Session(self.engine) as session:
             row = session.get(Prediction, prediction_id)
             return None if row is None else _record(row)
+
+    def prune(self, before: datetime) -> int:
+        """Delete predictions made before ``before`` that received no feedback (those with
+        feedback are training data); returns how many."""
+        has_feedback = select(Feedback.prediction_id)
+        with Session(self.engine) as session, session.begin():
+            result = session.execute(
+                delete(Prediction).where(
+                    Prediction.created_at < before, Prediction.id.not_in(has_feedback)
+                )
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def since(self, start: datetime, limit: int = 100_000) -> list[PredictionRecord]:
         query = (
