@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +40,7 @@ from service.api.checks import check_ticket_text
 from service.api.knowledge import ROUTES as KNOWLEDGE_ROUTES
 from service.api.knowledge import suggest_for_predictions
 from service.api.learning import ROUTES as LEARNING_ROUTES
-from service.api.learning import activate_version
+from service.api.learning import follow_registry, model_to_serve
 from service.api.responses import SECURITY_SCHEME, protected, public
 from service.api.routing import ROUTES as ROUTING_ROUTES
 from service.api.routing import routing_result
@@ -69,7 +67,6 @@ from service.routing import RoutingDirectory, RoutingService
 from service.security.keys import ApiKeyStore
 from service.settings import Settings
 from service.storage import create_database_engine, upgrade_schema
-from service.storage.tables import utc_now
 
 __all__ = ["create_app"]
 
@@ -283,68 +280,6 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
         status_code=500,
         media_type=MediaType.JSON,
     )
-
-
-def model_to_serve(settings: Settings, registry: ModelRegistry) -> Path:
-    """The registry's active version; on a first start, or when the active version's folder
-    no longer holds it (retrained in place), the configured bundle, registered and active."""
-    active = registry.active()
-    configured = ModelBundle.load(settings.model_dir)
-    if active is not None:
-        try:
-            if ModelBundle.load(active.directory).version == active.version:
-                if configured.version != active.version:
-                    logger.info(
-                        "serving the registry's active model %s; TRIAGE_MODEL_DIR holds %s, "
-                        "which `python -m service models promote` would serve instead",
-                        active.version,
-                        configured.version,
-                    )
-                return Path(active.directory)
-        except BundleError:
-            pass
-        logger.warning(
-            "the active model %s is no longer in %s; serving and activating %s from %s",
-            active.version,
-            active.directory,
-            configured.version,
-            settings.model_dir,
-        )
-    record = registry.register(settings.model_dir)
-    registry.activate(record.version)
-    return settings.model_dir
-
-
-async def follow_registry(state: State) -> None:
-    """Serve whatever version another process (or replica) made active, checking every
-    TRIAGE_LEARNING_REGISTRY_POLL_S, and, hourly, delete predictions past their retention;
-    runs until the server stops."""
-
-    learning = state.settings.learning
-    last_prune = float("-inf")
-
-    async def follow() -> None:
-        nonlocal last_prune
-        while True:
-            await asyncio.sleep(learning.registry_poll_s)
-            try:
-                active = await asyncio.to_thread(state.registry.active)
-                if active is not None:
-                    await activate_version(state, active)
-                if learning.prediction_retention_days and time.monotonic() - last_prune > 3600:
-                    cutoff = utc_now() - timedelta(days=learning.prediction_retention_days)
-                    pruned = await asyncio.to_thread(state.predictions.prune, cutoff)
-                    last_prune = time.monotonic()
-                    if pruned:
-                        logger.info(
-                            "deleted %d predictions older than %s without feedback",
-                            pruned,
-                            cutoff.date(),
-                        )
-            except Exception:  # upkeep must outlive a passing database or bundle error
-                logger.exception("following the model registry failed; retrying")
-
-    state.registry_follower = asyncio.create_task(follow(), name="registry-follower")
 
 
 def warn_about_access(settings: Settings, keys: ApiKeyStore) -> None:

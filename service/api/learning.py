@@ -1,9 +1,12 @@
-"""Routes of feedback, the model registry and drift; logic lives in ``service.learning``."""
+"""Routes of feedback, the model registry and drift, and how a server follows the registry;
+logic lives in ``service.learning``."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +22,17 @@ from service.api.checks import check_no_nul
 from service.api.responses import protected
 from service.api.schemas import FeedbackRequest, FeedbackResponse, PromoteRequest, RegisterRequest
 from service.errors import InputError, NotFoundError
-from service.inference.bundle import BundleError
+from service.inference.bundle import BundleError, ModelBundle
 from service.knowledge import EntryInput
 from service.learning.drift import drift_report, training_distribution
 from service.learning.feedback import FeedbackInput
-from service.learning.registry import RegistryError, VersionRecord
+from service.learning.registry import ModelRegistry, RegistryError, VersionRecord
+from service.settings import Settings
 from service.storage.tables import utc_now
 
-__all__ = ["ROUTES", "activate_version"]
+__all__ = ["ROUTES", "activate_version", "follow_registry", "model_to_serve"]
+
+logger = logging.getLogger(__name__)
 
 
 def _version(record: VersionRecord) -> dict[str, Any]:
@@ -190,6 +196,68 @@ async def drift(
         if value is not None:
             metrics.DRIFT_PSI.labels(head).set(value)
     return {"model": {"name": model.bundle.name, "version": model.bundle.version}, **report}
+
+
+def model_to_serve(settings: Settings, registry: ModelRegistry) -> Path:
+    """The registry's active version; on a first start, or when the active version's folder
+    no longer holds it (retrained in place), the configured bundle, registered and active."""
+    active = registry.active()
+    configured = ModelBundle.load(settings.model_dir)
+    if active is not None:
+        try:
+            if ModelBundle.load(active.directory).version == active.version:
+                if configured.version != active.version:
+                    logger.info(
+                        "serving the registry's active model %s; TRIAGE_MODEL_DIR holds %s, "
+                        "which `python -m service models promote` would serve instead",
+                        active.version,
+                        configured.version,
+                    )
+                return Path(active.directory)
+        except BundleError:
+            pass
+        logger.warning(
+            "the active model %s is no longer in %s; serving and activating %s from %s",
+            active.version,
+            active.directory,
+            configured.version,
+            settings.model_dir,
+        )
+    record = registry.register(settings.model_dir)
+    registry.activate(record.version)
+    return settings.model_dir
+
+
+async def follow_registry(state: State) -> None:
+    """Serve whatever version another process (or replica) made active, checking every
+    TRIAGE_LEARNING_REGISTRY_POLL_S, and, hourly, delete predictions past their retention;
+    runs until the server stops."""
+
+    learning = state.settings.learning
+    last_prune = float("-inf")
+
+    async def follow() -> None:
+        nonlocal last_prune
+        while True:
+            await asyncio.sleep(learning.registry_poll_s)
+            try:
+                active = await asyncio.to_thread(state.registry.active)
+                if active is not None:
+                    await activate_version(state, active)
+                if learning.prediction_retention_days and time.monotonic() - last_prune > 3600:
+                    cutoff = utc_now() - timedelta(days=learning.prediction_retention_days)
+                    pruned = await asyncio.to_thread(state.predictions.prune, cutoff)
+                    last_prune = time.monotonic()
+                    if pruned:
+                        logger.info(
+                            "deleted %d predictions older than %s without feedback",
+                            pruned,
+                            cutoff.date(),
+                        )
+            except Exception:  # upkeep must outlive a passing database or bundle error
+                logger.exception("following the model registry failed; retrying")
+
+    state.registry_follower = asyncio.create_task(follow(), name="registry-follower")
 
 
 ROUTES = [
