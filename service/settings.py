@@ -252,6 +252,8 @@ class LearningSettings(EnvironmentSettings):
     drift_threshold: float = 0.2
     #: Predictions in the window below which no drift alert is raised (too few to judge).
     drift_min_predictions: int = 100
+    #: Fall of a head's mean confidence below its test-split mean that raises an alert.
+    drift_confidence_drop: float = 0.1
     #: Days a stored prediction without feedback is kept (with its ticket text); 0 keeps
     #: them all. Predictions with feedback are kept, as training data.
     prediction_retention_days: int = 90
@@ -263,6 +265,7 @@ class LearningSettings(EnvironmentSettings):
                 (self.registry_poll_s > 0, "REGISTRY_POLL_S: expected more than 0"),
                 (self.drift_threshold > 0, "DRIFT_THRESHOLD: expected more than 0"),
                 (self.drift_min_predictions >= 1, "DRIFT_MIN_PREDICTIONS: expected 1 or more"),
+                (0 < self.drift_confidence_drop < 1, "DRIFT_CONFIDENCE_DROP: expected 0..1"),
                 (self.prediction_retention_days >= 0, "PREDICTION_RETENTION_DAYS: 0 or more"),
             ]
         )

@@ -19,7 +19,7 @@ from rich.console import Console
 from service.api.app import create_app
 from service.columns import ColumnMapping
 from service.inference.bundle import ModelBundle
-from service.learning.drift import drift_report, population_stability
+from service.learning.drift import drift_report, population_stability, recorded_confidence
 from service.learning.feedback import FeedbackStore
 from service.learning.predictions import PredictionLog, PredictionRecord
 from service.learning.registry import ModelRegistry, macro_f1
@@ -345,3 +345,26 @@ def test_old_predictions_without_feedback_are_pruned(
     assert log.get(kept["prediction_id"]) is not None
     assert log.get(dropped["prediction_id"]) is None
     engine.dispose()
+
+
+def test_drift_alerts_when_confidence_falls_below_the_test_splits() -> None:
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    training = {"queue": {"a": 50, "b": 50}}
+    unsure = [record("ab"[i % 2], start + timedelta(minutes=i), 0.45) for i in range(120)]
+    end = start + timedelta(hours=2)
+
+    report = drift_report(
+        unsure, training, start, end, timedelta(hours=1), 0.2, reference_confidence={"queue": 0.7}
+    )
+
+    assert report["window"]["confidence"] == {"queue": 0.45}
+    assert report["alerts"] == [
+        "queue: mean confidence 0.450 is 0.250 below the 0.700 of the test split"
+    ]
+
+
+def test_training_records_the_test_confidence_for_the_drift_watch(trained: Path) -> None:
+    confidence = recorded_confidence(trained)
+
+    assert set(confidence) == {"queue", "priority", "type"}
+    assert all(0 < value <= 1 for value in confidence.values())

@@ -214,6 +214,8 @@ def build_bundle(
             "temperature": temperatures[head],
             "ece_before": expected_calibration_error(before, labels),
             "ece_after": expected_calibration_error(after, labels),
+            # The served model's drift watch compares live confidence with this.
+            "mean_confidence": float(after.max(axis=1).mean()),
         }
         plot_reliability(
             {"before": (before, labels), "after": (after, labels)},

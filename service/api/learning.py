@@ -24,7 +24,7 @@ from service.api.schemas import FeedbackRequest, FeedbackResponse, PromoteReques
 from service.errors import InputError, NotFoundError
 from service.inference.bundle import BundleError, ModelBundle
 from service.knowledge import EntryInput
-from service.learning.drift import drift_report, training_distribution
+from service.learning.drift import drift_report, recorded_confidence, training_distribution
 from service.learning.feedback import FeedbackInput
 from service.learning.registry import ModelRegistry, RegistryError, VersionRecord
 from service.settings import Settings
@@ -191,6 +191,8 @@ async def drift(
         timedelta(hours=bucket_hours),
         state.settings.learning.drift_threshold,
         state.settings.learning.drift_min_predictions,
+        recorded_confidence(model.bundle.directory),
+        state.settings.learning.drift_confidence_drop,
     )
     for head, value in report["window"]["psi"].items():
         if value is not None:

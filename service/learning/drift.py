@@ -21,7 +21,7 @@ from typing import Any
 
 from service.learning.predictions import PredictionRecord
 
-__all__ = ["drift_report", "population_stability", "training_distribution"]
+__all__ = ["drift_report", "population_stability", "recorded_confidence", "training_distribution"]
 
 # Shares are floored at this before the logarithm, so that an unseen label counts but
 # does not make the index infinite.
@@ -36,6 +36,19 @@ def training_distribution(bundle_dir: Path) -> dict[str, dict[str, int]]:
     statistics = json.loads(path.read_text(encoding="utf-8"))
     train = statistics.get("distribution", {}).get("train", {})
     return {head: dict(counts) for head, counts in train.items() if head != "language"}
+
+
+def recorded_confidence(bundle_dir: Path) -> dict[str, float]:
+    """Head -> mean calibrated top probability on the bundle's test split, if recorded."""
+    path = bundle_dir / "metrics.json"
+    if not path.is_file():
+        return {}
+    calibration = json.loads(path.read_text(encoding="utf-8")).get("calibration", {})
+    return {
+        head: float(values["mean_confidence"])
+        for head, values in calibration.items()
+        if "mean_confidence" in values
+    }
 
 
 def population_stability(expected: Mapping[str, float], observed: Mapping[str, float]) -> float:
@@ -58,6 +71,8 @@ def drift_report(
     bucket: timedelta,
     threshold: float,
     min_predictions: int = 100,
+    reference_confidence: Mapping[str, float] | None = None,
+    confidence_drop: float = 0.1,
 ) -> dict[str, Any]:
     """PSI and confidence per bucket and over the window; alerts only from ``min_predictions``
     on, since the index of a handful of tickets is noise."""
@@ -75,6 +90,14 @@ def drift_report(
         for head in heads
         if enough and overall["psi"].get(head) is not None and overall["psi"][head] > threshold
     ]
+    reference = dict(reference_confidence or {})
+    for head, expected in sorted(reference.items()):
+        live = overall["confidence"].get(head)
+        if enough and live is not None and expected - live > confidence_drop:
+            alerts.append(
+                f"{head}: mean confidence {live:.3f} is {expected - live:.3f} below the "
+                f"{expected:.3f} of the test split"
+            )
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -89,6 +112,7 @@ def drift_report(
         "note": None
         if enough
         else f"too few predictions to judge drift ({len(predictions)} < {min_predictions})",
+        "test_confidence": reference,
         "training_shares": {
             head: {label: round(n / (sum(c.values()) or 1), 4) for label, n in c.items()}
             for head, c in training.items()
@@ -108,10 +132,18 @@ def _bucket(
     confidences = [
         sum(p.probabilities.values()) / len(p.probabilities) for p in predictions if p.probabilities
     ]
+    per_head = {
+        head: [p.probabilities[head] for p in predictions if head in p.probabilities]
+        for head in heads
+    }
     return {
         "start": start.isoformat(),
         "predictions": len(predictions),
         "mean_confidence": round(sum(confidences) / len(confidences), 4) if confidences else None,
+        "confidence": {
+            head: round(sum(values) / len(values), 4) if values else None
+            for head, values in per_head.items()
+        },
         "needs_review_share": (
             round(sum(p.needs_review for p in predictions) / len(predictions), 4)
             if predictions
