@@ -52,7 +52,8 @@ train: setup
 		$(if $(FEEDBACK),--feedback $(FEEDBACK)) $(TRAIN_ARGS)
 
 train-quick: setup
-	$(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)-quick $(TRAIN_ARGS)
+	$(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)-quick \
+		$(if $(FEEDBACK),--feedback $(FEEDBACK)) $(TRAIN_ARGS)
 
 # Serve the bundle; on a fresh machine, first train a quick default one on the sample data,
 # fill the empty knowledge base with the sample's resolved tickets, and make an admin API

@@ -327,6 +327,7 @@ def test_make_train_takes_the_feedback_in(
 
     statistics = json.loads((bundle / "data_statistics.json").read_text())
     assert statistics["feedback_rows"] == 2
+    assert datetime.fromisoformat(statistics["feedback_until"]) <= datetime.now(UTC)
     assert ModelBundle.load(bundle).version  # a complete bundle came out
 
 
@@ -368,3 +369,25 @@ def test_training_records_the_test_confidence_for_the_drift_watch(trained: Path)
 
     assert set(confidence) == {"queue", "priority", "type"}
     assert all(0 < value <= 1 for value in confidence.values())
+
+
+def test_shadow_evaluation_leaves_out_feedback_the_candidate_was_trained_on(
+    client: TestClient[Any], trained: Path, tmp_path: Path, database_url: str
+) -> None:
+    for body in ("VPN down again", "Rechnung doppelt"):
+        client.post("/v1/feedback", json={"prediction_id": classify(client, body)["prediction_id"]})
+    candidate = copy_with_version(trained, tmp_path / "candidate", "2099.03.03-000000")
+    statistics = json.loads((candidate / "data_statistics.json").read_text())
+    statistics["feedback_until"] = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    (candidate / "data_statistics.json").write_text(json.dumps(statistics))
+    engine = create_database_engine(database_url)
+    registry = ModelRegistry(engine)
+    registry.register(candidate)
+
+    _, comparison = registry.promote(
+        "2099.03.03-000000", FeedbackStore(engine).labelled_tickets(), force=False
+    )
+    engine.dispose()
+
+    assert comparison["excluded_as_trained_on"] == 2 and comparison["feedback_count"] == 0
+    assert comparison["verdict"].startswith("promoted: nothing to compare with")

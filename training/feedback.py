@@ -2,9 +2,11 @@
 
 ``feedback_frame`` reads the service's database (the tickets stored with predictions that
 received feedback) into the frame ``training.data.load_tickets`` makes from files: the
-predicted labels, overridden by the agent's where given. ``prepare_data`` puts these rows
-first, so that when the same ticket is also in an export, deduplication keeps the agent's
-labels.
+predicted labels, overridden by the agent's where given. ``frame.attrs["feedback_until"]``
+is the time of the latest feedback read: the bundle records it, and a shadow evaluation of
+the bundle uses only feedback given later, which it has not been trained on.
+``prepare_data`` puts these rows first, so that when the same ticket is also in an export,
+deduplication keeps the agent's labels.
 """
 
 from __future__ import annotations
@@ -41,4 +43,7 @@ def feedback_frame(database_url: str, heads: Sequence[str]) -> pd.DataFrame:
         for ticket in tickets
     ]
     columns = ["subject", "body", "answer", "declared_language", "tags", *heads, "source"]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    latest = max((ticket.created_at for ticket in tickets), default=None)
+    frame.attrs["feedback_until"] = latest.isoformat() if latest else None
+    return frame

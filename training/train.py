@@ -381,6 +381,7 @@ def run_training(config: TrainConfig, console: Console | None = None) -> Path:
         if config.column_mapping
         else ColumnMapping.default(config.heads)
     ).with_overrides(config.columns)
+    feedback = feedback_frame(config.feedback, config.heads) if config.feedback else None
     prepared = prepare_data(
         config.data,
         mapping,
@@ -391,8 +392,11 @@ def run_training(config: TrainConfig, console: Console | None = None) -> Path:
         near_duplicate_threshold=config.near_duplicate_threshold,
         min_label_count=config.min_label_count,
         cache_dir=config.cache_dir,
-        feedback=feedback_frame(config.feedback, config.heads) if config.feedback else None,
+        feedback=feedback,
     )
+    if feedback is not None:
+        # Shadow evaluations of this model use only feedback given after this moment.
+        prepared.statistics["feedback_until"] = feedback.attrs["feedback_until"]
     save_statistics(prepared.statistics, run_dir / "data_statistics.json")
     console.print(
         f"data: {prepared.statistics['split_sizes']}, dropped "

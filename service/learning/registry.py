@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import ServiceError
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
+from service.knowledge.records import as_utc
 from service.learning.feedback import LabelledTicket
 from service.storage.tables import ModelVersion, ShadowEvaluation, utc_now
 from service.text import ticket_text
@@ -32,6 +33,7 @@ __all__ = [
     "PromotionRefusedError",
     "RegistryError",
     "VersionRecord",
+    "feedback_until",
     "macro_f1",
     "shadow_evaluate",
 ]
@@ -131,6 +133,15 @@ def shadow_evaluate(
     return results
 
 
+def feedback_until(bundle_dir: Path) -> datetime | None:
+    """When the latest feedback a bundle was trained on was given (None: trained on none)."""
+    path = bundle_dir / "data_statistics.json"
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text(encoding="utf-8")).get("feedback_until")
+    return as_utc(datetime.fromisoformat(recorded)) if recorded else None
+
+
 class ModelRegistry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -204,21 +215,25 @@ class ModelRegistry:
         candidate = self.get(version)
         if not Path(candidate.directory).is_dir():
             raise RegistryError(f"version {version}: its bundle {candidate.directory} is gone")
+        # Feedback the candidate was trained on would flatter it: only later feedback counts.
+        until = feedback_until(Path(candidate.directory))
+        unseen = [t for t in tickets if until is None or t.created_at > until]
         active = self.active()
         active_dir = Path(active.directory) if active and active.version != version else None
-        results = shadow_evaluate(Path(candidate.directory), active_dir, tickets)
+        results = shadow_evaluate(Path(candidate.directory), active_dir, unseen)
+        results["excluded_as_trained_on"] = len(tickets) - len(unseen)
         verdict = self._verdict(results, force)
         with Session(self.engine) as session, session.begin():
             session.add(
                 ShadowEvaluation(
                     candidate_version=version,
                     active_version=active.version if active else None,
-                    feedback_count=len(tickets),
+                    feedback_count=len(unseen),
                     results={**results, "verdict": verdict},
                     created_at=utc_now(),
                 )
             )
-        comparison = {**results, "verdict": verdict, "feedback_count": len(tickets)}
+        comparison = {**results, "verdict": verdict, "feedback_count": len(unseen)}
         if verdict.startswith("refused"):
             raise PromotionRefusedError(
                 f"version {version}: {verdict}; send force=true to promote it anyway"
@@ -228,7 +243,10 @@ class ModelRegistry:
     @staticmethod
     def _verdict(results: dict[str, Any], force: bool) -> str:
         if "active" not in results or "candidate" not in results:
-            return "promoted: nothing to compare with (no active model or no feedback)"
+            return (
+                "promoted: nothing to compare with (no active model, or no feedback given "
+                "after the candidate's training data)"
+            )
         gain = results["candidate"]["mean_macro_f1"] - results["active"]["mean_macro_f1"]
         if gain < -TOLERANCE and not force:
             return f"refused: mean macro-F1 {gain:+.4f} against the active model"
