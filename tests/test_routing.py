@@ -20,6 +20,7 @@ from service.routing import (
     make_policy,
     rank_teams,
 )
+from service.routing.directory import AgentFullError
 from service.routing.policies import TeamState
 from service.routing.simulation import load_pool
 from service.routing.simulation import main as simulate_main
@@ -135,6 +136,17 @@ def test_assigning_and_closing_keep_the_load(directory: RoutingDirectory) -> Non
     assert loaded == 2
     assert directory.agent("sophie").load == 1
     assert [a.ticket_id for a in directory.open_assignments("sophie")] == ["T-2"]
+
+
+def test_routing_cannot_overbook_but_a_person_can(directory: RoutingDirectory) -> None:
+    directory.assign("sophie", within_capacity=True)
+    directory.assign("sophie", within_capacity=True)
+
+    with pytest.raises(AgentFullError, match="no free slot"):
+        directory.assign("sophie", within_capacity=True)
+    directory.assign("sophie")  # by hand: a lead may overbook
+
+    assert directory.agent("sophie").load == 3
 
 
 def test_replacing_a_profile_keeps_the_load(directory: RoutingDirectory) -> None:

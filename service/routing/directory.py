@@ -8,6 +8,7 @@ open assignments. Speeds for the routing history come from closed assignments.
 from __future__ import annotations
 
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,17 +17,23 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from service.errors import InputError, NotFoundError
+from service.errors import InputError, NotFoundError, ServiceError
 from service.routing.policies import MAX_LEVEL, AgentState, TeamState
 from service.storage.tables import Agent, Assignment, Team, utc_now
 
-__all__ = ["AgentInput", "AssignmentRecord", "RoutingDirectory"]
+__all__ = ["AgentFullError", "AgentInput", "AssignmentRecord", "RoutingDirectory"]
 
 #: Closed assignments of an agent on a queue before its speed counts (fewer is noise).
 MIN_HISTORY = 3
 #: Speeds are kept within these bounds, so that history refines skill instead of overruling it.
 SPEED_BOUNDS = (0.8, 1.25)
 HISTORY_LIMIT = 20_000
+
+
+class AgentFullError(ServiceError):
+    """The agent took their last free slot meanwhile."""
+
+    status_code = 409
 
 
 @dataclass(frozen=True)
@@ -89,8 +96,12 @@ def _state(row: Agent, speed: Mapping[str, float]) -> AgentState:
 
 
 class RoutingDirectory:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, history_cache_s: float = 60.0) -> None:
         self.engine = engine
+        # Speeds change slowly; recomputing them for every routed ticket would scan the
+        # history each time.
+        self._history_cache_s = history_cache_s
+        self._speeds: tuple[float, dict[str, dict[str, float]]] | None = None
 
     # Teams.
 
@@ -127,8 +138,14 @@ class RoutingDirectory:
             session.flush()
             return _state(row, {})
 
+    def cached_speeds(self) -> dict[str, dict[str, float]]:
+        now = time.monotonic()
+        if self._speeds is None or now - self._speeds[0] > self._history_cache_s:
+            self._speeds = (now, self.speeds())
+        return self._speeds[1]
+
     def agents(self, with_history: bool = True) -> list[AgentState]:
-        speeds = self.speeds() if with_history else {}
+        speeds = self.cached_speeds() if with_history else {}
         with Session(self.engine) as session:
             rows = session.scalars(select(Agent).order_by(Agent.name))
             return [_state(row, speeds.get(row.name, {})) for row in rows]
@@ -159,13 +176,21 @@ class RoutingDirectory:
         queue: str | None = None,
         priority: str | None = None,
         language: str | None = None,
+        within_capacity: bool = False,
     ) -> AssignmentRecord:
+        """Give a ticket to ``agent``. ``within_capacity`` refuses (``AgentFullError``) when
+        the agent has no free slot, checked in the same UPDATE, so that two concurrent
+        routings cannot both take the last one; a person assigning by hand may overbook."""
         with Session(self.engine) as session, session.begin():
-            changed = session.execute(
-                update(Agent).where(Agent.name == agent).values(load=Agent.load + 1)
-            )
+            condition = [Agent.name == agent]
+            if within_capacity:
+                condition.append(Agent.load < Agent.capacity)
+            changed = session.execute(update(Agent).where(*condition).values(load=Agent.load + 1))
             if changed.rowcount == 0:  # type: ignore[attr-defined]
-                raise NotFoundError(f"agent: no agent {agent!r}")
+                known = session.scalar(select(Agent.id).where(Agent.name == agent))
+                if known is None:
+                    raise NotFoundError(f"agent: no agent {agent!r}")
+                raise AgentFullError(f"agent {agent!r} has no free slot")
             row = Assignment(
                 agent=agent,
                 ticket_id=ticket_id,

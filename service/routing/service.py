@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.inference.classifier import TicketPrediction
-from service.routing.directory import AssignmentRecord, RoutingDirectory
+from service.routing.directory import AgentFullError, AssignmentRecord, RoutingDirectory
 from service.routing.policies import (
     Candidate,
     RoutingPolicy,
@@ -61,21 +61,27 @@ class RoutingService:
         ticket_id: str | None = None,
         prediction_id: str | None = None,
     ) -> RoutingDecision:
-        """Rank teams and agents; with ``assign``, give the ticket to the first agent."""
+        """Rank teams and agents; with ``assign``, give the ticket to the first agent who still
+        has a free slot when the assignment is written."""
         chosen = self.policy(policy)
         ticket = routing_ticket(prediction)
         agents = chosen.rank(ticket, self.directory.agents())
         teams = rank_teams(ticket, self.directory.teams())
         assignment = None
-        if assign and agents:
-            queue = prediction.heads.get("queue")
-            assignment = self.directory.assign(
-                agents[0].agent,
-                ticket_id=ticket_id,
-                prediction_id=prediction_id,
-                queue=queue.label if queue else None,
-                priority=ticket.priority,
-                language=ticket.language,
-            )
+        queue = prediction.heads.get("queue")
+        for candidate in agents if assign else []:
+            try:
+                assignment = self.directory.assign(
+                    candidate.agent,
+                    ticket_id=ticket_id,
+                    prediction_id=prediction_id,
+                    queue=queue.label if queue else None,
+                    priority=ticket.priority,
+                    language=ticket.language,
+                    within_capacity=True,
+                )
+                break
+            except AgentFullError:
+                continue  # another request took the last slot; the next candidate gets it
         limit = self.settings.candidates
         return RoutingDecision(chosen.name, teams[:limit], agents[:limit], assignment)
