@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,8 +35,7 @@ import httpx
 import numpy as np
 
 from service.files import read_rows, write_json
-from service.security.keys import ApiKeyStore
-from service.storage import create_database_engine, upgrade_schema
+from service.local_server import create_keys, free_port, wait_until_ready
 
 __all__ = ["SoakConfig", "main", "run_soak"]
 
@@ -202,24 +200,6 @@ def request_kinds(keys: Keys, tickets: list[dict[str, str]]) -> list[Kind]:
 # The server.
 
 
-def _make_keys(data_dir: Path) -> Keys:
-    engine = create_database_engine(f"sqlite:///{data_dir / 'triage.db'}")
-    upgrade_schema(engine)
-    store = ApiKeyStore(engine)
-    keys = Keys(
-        writer=store.create("soak-writer", ["predict", "knowledge:write"]).secret,
-        reader=store.create("soak-reader", ["predict"]).secret,
-    )
-    engine.dispose()
-    return keys
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _start_server(config: SoakConfig, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     environment = {
         **os.environ,
@@ -235,20 +215,6 @@ def _start_server(config: SoakConfig, data_dir: Path, port: int) -> subprocess.P
         return subprocess.Popen(
             [sys.executable, "-m", "service", "serve"], env=environment, stdout=log, stderr=log
         )
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 600) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited during start-up ({process.returncode})")
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the server was not ready within {timeout_s:.0f} s")
 
 
 def _resident_mib(pid: int) -> float:
@@ -499,12 +465,16 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
     config.output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="triage-soak-") as folder:
         data_dir = Path(folder)
-        keys = _make_keys(data_dir)
-        port = _free_port()
+        made = create_keys(
+            data_dir,
+            {"soak-writer": ["predict", "knowledge:write"], "soak-reader": ["predict"]},
+        )
+        keys = Keys(writer=made["soak-writer"], reader=made["soak-reader"])
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         process = _start_server(config, data_dir, port)
         try:
-            ready_s = _wait_ready(url, process)
+            ready_s = wait_until_ready(url, process, timeout_s=600, poll_s=0.5)
             kinds = request_kinds(keys, _tickets())
             outcomes, samples, skipped = asyncio.run(_drive(url, config, kinds, process.pid))
             alive = process.poll() is None

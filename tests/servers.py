@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from service.local_server import create_keys, free_port, wait_until_ready
 
-from service.security.keys import ApiKeyStore
-from service.storage import create_database_engine, upgrade_schema
+__all__ = [
+    "ROOT",
+    "RunningServer",
+    "create_keys",
+    "free_port",
+    "running_server",
+    "server_environment",
+    "wait_until_ready",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def server_environment(bundle: Path, port: int, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -42,19 +41,6 @@ def server_environment(bundle: Path, port: int, data_dir: Path, **extra: str) ->
     }
 
 
-def create_keys(data_dir: Path, scopes_by_holder: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    """API keys in the data folder's SQLite database, before a server opens it: holder -> key."""
-    engine = create_database_engine(f"sqlite:///{data_dir / 'triage.db'}")
-    upgrade_schema(engine)
-    store = ApiKeyStore(engine)
-    keys = {
-        holder: store.create(holder, list(scopes)).secret
-        for holder, scopes in scopes_by_holder.items()
-    }
-    engine.dispose()
-    return keys
-
-
 @dataclass
 class RunningServer:
     url: str
@@ -63,20 +49,6 @@ class RunningServer:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited during start-up ({process.returncode})")
-        time.sleep(0.2)
-    raise AssertionError(f"the server was not ready within {timeout_s:.0f} s")
 
 
 @contextmanager
