@@ -23,6 +23,7 @@ __all__ = [
     "ModelBundle",
     "RuntimeOutput",
     "TriageRuntime",
+    "bundle_record",
     "create_session",
     "length_batches",
     "pad_id_of",
@@ -40,6 +41,16 @@ PROVIDERS = ("auto", "cpu", "cuda")
 
 class BundleError(ValueError):
     """A bundle folder is missing a file or holds something inconsistent."""
+
+
+def bundle_record(directory: Path, name: str) -> dict[str, Any]:
+    """A JSON file that training writes beside the model (``metrics.json``,
+    ``data_statistics.json``); empty when the bundle has none (an older or hand-made one)."""
+    path = Path(directory) / name
+    if not path.is_file():
+        return {}
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -8,7 +8,6 @@ finish on it, new ones go to the new one.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ import numpy as np
 
 from service import metrics
 from service.inference.batcher import MicroBatcher
-from service.inference.bundle import ModelBundle, TriageRuntime, softmax
+from service.inference.bundle import ModelBundle, TriageRuntime, bundle_record, softmax
 from service.settings import Settings
 from service.text import detect_language, ticket_text
 
@@ -76,10 +75,7 @@ class LoadedModel:
 
 def headline_metrics(bundle: ModelBundle, variant: str) -> dict[str, dict[str, float]]:
     """Test accuracy and macro-F1 per head from the bundle's metrics.json, if it has one."""
-    metrics_path = bundle.directory / "metrics.json"
-    if not metrics_path.is_file():
-        return {}
-    recorded = json.loads(metrics_path.read_text(encoding="utf-8")).get("test", {})
+    recorded = bundle_record(bundle.directory, "metrics.json").get("test", {})
     test = recorded.get(variant) or recorded.get("fp32", {})
     return {
         head: {"accuracy": values["accuracy"], "macro_f1": values["macro_f1"]}

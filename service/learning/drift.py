@@ -11,7 +11,6 @@ PSI of the whole window passes ``threshold``.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from service.inference.bundle import bundle_record
 from service.learning.predictions import PredictionRecord
 
 __all__ = ["drift_report", "population_stability", "recorded_confidence", "training_distribution"]
@@ -30,20 +30,15 @@ _FLOOR = 1e-4
 
 def training_distribution(bundle_dir: Path) -> dict[str, dict[str, int]]:
     """Head -> label -> count in the bundle's training split (``data_statistics.json``)."""
-    path = bundle_dir / "data_statistics.json"
-    if not path.is_file():
-        return {}
-    statistics = json.loads(path.read_text(encoding="utf-8"))
-    train = statistics.get("distribution", {}).get("train", {})
+    train = (
+        bundle_record(bundle_dir, "data_statistics.json").get("distribution", {}).get("train", {})
+    )
     return {head: dict(counts) for head, counts in train.items() if head != "language"}
 
 
 def recorded_confidence(bundle_dir: Path) -> dict[str, float]:
     """Head -> mean calibrated top probability on the bundle's test split, if recorded."""
-    path = bundle_dir / "metrics.json"
-    if not path.is_file():
-        return {}
-    calibration = json.loads(path.read_text(encoding="utf-8")).get("calibration", {})
+    calibration = bundle_record(bundle_dir, "metrics.json").get("calibration", {})
     return {
         head: float(values["mean_confidence"])
         for head, values in calibration.items()

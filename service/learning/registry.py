@@ -9,7 +9,6 @@ load the active version at start and follow changes made by other processes.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import ServiceError
-from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
+from service.inference.bundle import BundleError, ModelBundle, TriageRuntime, bundle_record
 from service.knowledge.records import as_utc
 from service.learning.feedback import LabelledTicket
 from service.storage.tables import ModelVersion, ShadowEvaluation, utc_now
@@ -135,10 +134,7 @@ def shadow_evaluate(
 
 def feedback_until(bundle_dir: Path) -> datetime | None:
     """When the latest feedback a bundle was trained on was given (None: trained on none)."""
-    path = bundle_dir / "data_statistics.json"
-    if not path.is_file():
-        return None
-    recorded = json.loads(path.read_text(encoding="utf-8")).get("feedback_until")
+    recorded = bundle_record(bundle_dir, "data_statistics.json").get("feedback_until")
     return as_utc(datetime.fromisoformat(recorded)) if recorded else None
 
 
@@ -152,13 +148,10 @@ class ModelRegistry:
             bundle = ModelBundle.load(directory)
         except BundleError as exc:
             raise RegistryError(str(exc)) from exc
-        metrics_path = bundle.directory / "metrics.json"
-        metrics = {}
-        if metrics_path.is_file():
-            recorded = json.loads(metrics_path.read_text(encoding="utf-8"))
-            metrics = {"test": recorded.get("test", {}).get("fp32", {})}
-            for head in metrics["test"].values():
-                head.pop("per_language", None)
+        recorded = bundle_record(bundle.directory, "metrics.json")
+        metrics = {"test": recorded.get("test", {}).get("fp32", {})} if recorded else {}
+        for head in metrics.get("test", {}).values():
+            head.pop("per_language", None)
         provenance = bundle.raw.get("provenance", {})
         with Session(self.engine) as session, session.begin():
             row = session.scalar(select(ModelVersion).where(ModelVersion.version == bundle.version))
