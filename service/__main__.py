@@ -181,8 +181,8 @@ def _keys_action(keys: ApiKeyStore, args: argparse.Namespace) -> int:
     elif args.action == "revoke":
         info = keys.revoke(args.prefix)
         sys.stdout.write(f"revoked tt_{info.prefix}_... ({info.name})\n")
-    elif args.if_none and keys.count_active():
-        sys.stdout.write(f"{keys.count_active()} API keys exist; not making another\n")
+    elif args.if_none and (active := keys.count_active()):
+        sys.stdout.write(f"{active} API keys exist; not making another\n")
     else:
         made = keys.create(args.name, args.scope)
         if args.output:

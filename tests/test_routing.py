@@ -286,3 +286,14 @@ def test_the_example_pool_loads() -> None:
     pool = load_pool(ROOT / "data/routing/agents.yaml")
 
     assert len(pool) == 15 and all(a.capacity >= 1 and a.skills for a in pool)
+
+
+def test_routing_asked_for_twice_is_done_once(client: TestClient[Any]) -> None:
+    ticket = {"body": "My laptop does not start.", "include": ["routing"], "policy": "round-robin"}
+
+    first = client.post("/v1/route", json=ticket).json()
+    second = client.post("/v1/route", json=ticket).json()
+
+    assert "routing" not in first["classification"]
+    # One turn per routed ticket: the two agents come first in turn.
+    assert first["routing"]["agents"][0]["name"] != second["routing"]["agents"][0]["name"]

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import TooManyRequestsException
@@ -187,7 +188,9 @@ async def route(request: Request[Any, Any, Any], state: State, data: RouteReques
     first agent (needs the `routing:write` scope too)."""
     if data.assign:
         check_scope(request.scope, "routing:write")
-    answers, predictions = await _classify(state, [data])
+    # The routing is this answer's own part; routing it again as an extra would repeat it.
+    ticket = msgspec.structs.replace(data, include=[i for i in data.include if i != "routing"])
+    answers, predictions = await _classify(state, [ticket])
     decision = await asyncio.to_thread(
         lambda: state.routing.route(
             predictions[0],
