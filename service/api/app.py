@@ -41,7 +41,7 @@ from service.api.checks import check_ticket_text
 from service.api.knowledge import ROUTES as KNOWLEDGE_ROUTES
 from service.api.knowledge import suggest_for_predictions
 from service.api.learning import ROUTES as LEARNING_ROUTES
-from service.api.learning import follow_registry, model_to_serve
+from service.api.learning import model_to_serve, run_learning_upkeep
 from service.api.responses import SECURITY_SCHEME, protected, public
 from service.api.routing import ROUTES as ROUTING_ROUTES
 from service.api.routing import routing_result
@@ -329,7 +329,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         model_dir = await asyncio.to_thread(model_to_serve, settings, registry)
         await classifier.start(model_dir)
         await knowledge.start(classifier)
-        await follow_registry(state)
+        await run_learning_upkeep(state)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -344,7 +344,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         try:
             yield
         finally:
-            for task in (loading, state.get("registry_follower")):
+            for task in (loading, state.get("learning_upkeep")):
                 if task is not None and not task.done():
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)

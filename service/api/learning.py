@@ -30,7 +30,7 @@ from service.learning.registry import ModelRegistry, RegistryError, VersionRecor
 from service.settings import Settings
 from service.storage.tables import utc_now
 
-__all__ = ["ROUTES", "activate_version", "follow_registry", "model_to_serve"]
+__all__ = ["ROUTES", "activate_version", "model_to_serve", "run_learning_upkeep"]
 
 logger = logging.getLogger(__name__)
 
@@ -230,10 +230,10 @@ def model_to_serve(settings: Settings, registry: ModelRegistry) -> Path:
     return settings.model_dir
 
 
-async def follow_registry(state: State) -> None:
-    """Serve whatever version another process (or replica) made active, checking every
-    TRIAGE_LEARNING_REGISTRY_POLL_S, and, hourly, delete predictions past their retention;
-    runs until the server stops."""
+async def run_learning_upkeep(state: State) -> None:
+    """Start the upkeep task: every TRIAGE_LEARNING_REGISTRY_POLL_S, serve whatever version
+    another process (or replica) made active; hourly, delete predictions past their
+    retention. It runs until the server stops."""
 
     learning = state.settings.learning
     last_prune = float("-inf")
@@ -257,9 +257,9 @@ async def follow_registry(state: State) -> None:
                             cutoff.date(),
                         )
             except Exception:  # upkeep must outlive a passing database or bundle error
-                logger.exception("following the model registry failed; retrying")
+                logger.exception("learning upkeep failed; retrying")
 
-    state.registry_follower = asyncio.create_task(follow(), name="registry-follower")
+    state.learning_upkeep = asyncio.create_task(follow(), name="learning-upkeep")
 
 
 ROUTES = [

@@ -91,10 +91,6 @@ class FeedbackStore:
         with Session(self.engine) as session:
             return [_record(row) for row in session.scalars(query)]
 
-    def count(self) -> int:
-        with Session(self.engine) as session:
-            return len(session.scalars(select(Feedback.id)).all())
-
     def labelled_tickets(self, limit: int | None = None) -> list[LabelledTicket]:
         """The newest ``limit`` tickets with feedback and stored text, oldest first."""
         query = (
