@@ -26,6 +26,7 @@ __all__ = [
     "RoutingSettings",
     "Settings",
     "SettingsError",
+    "WebSettings",
 ]
 
 PREFIX = "TRIAGE_"
@@ -271,6 +272,60 @@ class LearningSettings(EnvironmentSettings):
         )
 
 
+SELF_SERVICE_ACCESS = ("open", "login", "off")
+
+
+@dataclass(frozen=True)
+class WebSettings(EnvironmentSettings):
+    """The web pages (self-service, agent view, dashboard); each field is ``TRIAGE_WEB_<NAME>``."""
+
+    prefix: ClassVar[str] = PREFIX + "WEB_"
+
+    #: Serve the pages at all (the API is served either way).
+    enabled: bool = True
+    #: Who may use the self-service page: ``open`` (anyone who reaches the server; visits are
+    #: rate limited per address), ``login`` (a key with ``predict``), or ``off``.
+    self_service: str = "open"
+    #: Seconds a web sign-in lasts.
+    session_max_age_s: int = 8 * 3600
+    #: Secret (32 or more characters) that encrypts the sign-in cookie; when empty, one is
+    #: made on first start and kept in ``<data dir>/web-session-secret``.
+    session_secret: str = field(default="", repr=False)
+    #: Interface language when the browser asks for none we have.
+    default_language: str = "en"
+    #: Days of recent tickets the dashboard groups into recurring issues.
+    cluster_days: int = 14
+    #: Smallest number of tickets that makes a recurring issue.
+    cluster_min_tickets: int = 3
+    #: Most recent tickets clustered (the newest are kept).
+    cluster_max_tickets: int = 3000
+    #: Cosine distance within which tickets join one issue (0..2).
+    cluster_distance: float = 0.35
+    #: A recurring issue is emerging when its last day's tickets are at least this many times
+    #: its daily rate before (and at least ``cluster_min_tickets``).
+    emerging_growth: float = 3.0
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                (
+                    self.self_service in SELF_SERVICE_ACCESS,
+                    f"SELF_SERVICE: expected one of {SELF_SERVICE_ACCESS}",
+                ),
+                (self.session_max_age_s >= 60, "SESSION_MAX_AGE_S: expected 60 or more"),
+                (
+                    not self.session_secret or len(self.session_secret) >= 32,
+                    "SESSION_SECRET: expected 32 or more characters (or empty)",
+                ),
+                (1 <= self.cluster_days <= 365, "CLUSTER_DAYS: expected 1..365"),
+                (self.cluster_min_tickets >= 2, "CLUSTER_MIN_TICKETS: expected 2 or more"),
+                (self.cluster_max_tickets >= 10, "CLUSTER_MAX_TICKETS: expected 10 or more"),
+                (0 < self.cluster_distance < 2, "CLUSTER_DISTANCE: expected 0..2"),
+                (self.emerging_growth > 1, "EMERGING_GROWTH: expected more than 1"),
+            ]
+        )
+
+
 @dataclass(frozen=True)
 class Settings(EnvironmentSettings):
     """How the service runs. Each field is set by ``TRIAGE_<FIELD NAME IN CAPITALS>``."""
@@ -321,6 +376,7 @@ class Settings(EnvironmentSettings):
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     learning: LearningSettings = field(default_factory=LearningSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     def __post_init__(self) -> None:
         self._check(

@@ -264,7 +264,7 @@ def test_macro_f1_is_the_unweighted_mean_over_labels() -> None:
 
 def record(queue: str, when: datetime, confidence: float = 0.8) -> PredictionRecord:
     return PredictionRecord(
-        "id", when, "m", "v", {"queue": queue}, {"queue": confidence}, "en", False, None, None
+        "id", when, "m", "v", {"queue": queue}, {"queue": confidence}, "en", False, None, None, {}
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -37,32 +37,28 @@ from service.api.access import (
     rate_limited,
     require_scope,
 )
-from service.api.checks import check_ticket_text
+from service.api.classification import classifier_of, classify_requests
 from service.api.knowledge import ROUTES as KNOWLEDGE_ROUTES
-from service.api.knowledge import suggest_for_predictions
 from service.api.learning import ROUTES as LEARNING_ROUTES
 from service.api.learning import model_to_serve, run_learning_upkeep
 from service.api.responses import SECURITY_SCHEME, protected, public
 from service.api.routing import ROUTES as ROUTING_ROUTES
 from service.api.routing import routing_result
 from service.api.schemas import (
-    Alternative,
     BatchRequest,
     BatchResponse,
     Classification,
-    HeadResult,
     ReloadRequest,
     RouteRequest,
     RouteResponse,
     TicketRequest,
 )
-from service.errors import BusyError, InputError, ModelLoadError, ModelNotReadyError, ServiceError
-from service.inference.batcher import QueueFullError
+from service.errors import InputError, ModelLoadError, ServiceError
 from service.inference.bundle import BundleError, ModelBundle
-from service.inference.classifier import Ticket, TicketClassifier, TicketPrediction
+from service.inference.classifier import TicketClassifier
 from service.knowledge.service import KnowledgeService
 from service.learning.feedback import FeedbackStore
-from service.learning.predictions import PredictionLog, new_prediction_id
+from service.learning.predictions import PredictionLog
 from service.learning.registry import ModelRegistry
 from service.routing import RoutingDirectory, RoutingService
 from service.security.keys import ApiKeyStore
@@ -76,80 +72,6 @@ STANDARD_HEADS = ("queue", "priority", "type")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
-def _classifier(state: State) -> TicketClassifier:
-    classifier: TicketClassifier = state.classifier
-    if not classifier.ready:
-        raise ModelNotReadyError("the model is still loading; retry in a few seconds")
-    return classifier
-
-
-def _tickets(requests: Sequence[TicketRequest], settings: Settings) -> list[Ticket]:
-    tickets = []
-    for index, request in enumerate(requests):
-        where = f"tickets[{index}]" if len(requests) > 1 else "ticket"
-        check_ticket_text(where, request.subject, request.body, settings.max_text_chars)
-        tickets.append(Ticket(request.body, request.subject, request.language))
-    return tickets
-
-
-def _shape(prediction: TicketPrediction, prediction_id: str) -> Classification:
-    heads = {
-        head: HeadResult(
-            label=p.label,
-            probability=round(p.probability, 6),
-            alternatives=[Alternative(label, round(prob, 6)) for label, prob in p.alternatives],
-        )
-        for head, p in prediction.heads.items()
-    }
-    return Classification(
-        language=prediction.language,
-        language_detected=prediction.language_detected,
-        needs_review=prediction.needs_review,
-        review_heads=prediction.review_heads,
-        truncated=prediction.truncated,
-        model={"name": prediction.model_name, "version": prediction.model_version},
-        prediction_id=prediction_id,
-        other_heads={head: result for head, result in heads.items() if head not in STANDARD_HEADS},
-        queue=heads.get("queue"),
-        priority=heads.get("priority"),
-        type=heads.get("type"),
-    )
-
-
-async def _classify(
-    state: State, requests: Sequence[TicketRequest]
-) -> tuple[list[Classification], list[TicketPrediction]]:
-    """Classify, store each prediction under a new id, and add the extras asked for."""
-    classifier = _classifier(state)
-    wanted = [i for i, request in enumerate(requests) if "suggestions" in request.include]
-    if wanted:
-        state.knowledge.require()  # refuse before the model runs, not after
-    try:
-        predictions = await classifier.classify(_tickets(requests, classifier.settings))
-    except QueueFullError as exc:
-        raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
-    ids = [new_prediction_id() for _ in predictions]
-    await state.predictions.record(
-        ids, predictions, [r.subject for r in requests], [r.body for r in requests]
-    )
-    answers = [_shape(p, prediction_id) for p, prediction_id in zip(predictions, ids, strict=True)]
-    if wanted:
-        found = await suggest_for_predictions(
-            state.knowledge,
-            state.settings,
-            [requests[i].subject for i in wanted],
-            [requests[i].body for i in wanted],
-            [predictions[i] for i in wanted],
-        )
-        for i, suggestions in zip(wanted, found, strict=True):
-            answers[i].suggestions = suggestions
-    for i, request in enumerate(requests):
-        if "routing" in request.include:
-            decision = await asyncio.to_thread(state.routing.route, predictions[i])
-            answers[i].routing = routing_result(decision)
-    return answers, predictions
-
-
 @post(
     "/v1/classify",
     tags=["classification"],
@@ -158,7 +80,7 @@ async def _classify(
 )
 async def classify(state: State, data: TicketRequest) -> Classification:
     """Predict queue, priority and type of one ticket, with calibrated probabilities."""
-    answers, _ = await _classify(state, [data])
+    answers, _ = await classify_requests(state, [data])
     return answers[0]
 
 
@@ -173,7 +95,7 @@ async def classify_batch(state: State, data: BatchRequest) -> BatchResponse:
     limit = state.settings.max_batch_request
     if len(data.tickets) > limit:
         raise InputError(f"tickets: expected at most {limit} per call, found {len(data.tickets)}")
-    answers, _ = await _classify(state, data.tickets)
+    answers, _ = await classify_requests(state, data.tickets)
     return BatchResponse(results=answers)
 
 
@@ -190,7 +112,7 @@ async def route(request: Request[Any, Any, Any], state: State, data: RouteReques
         check_scope(request.scope, "routing:write")
     # The routing is this answer's own part; routing it again as an extra would repeat it.
     ticket = msgspec.structs.replace(data, include=[i for i in data.include if i != "routing"])
-    answers, predictions = await _classify(state, [ticket])
+    answers, predictions = await classify_requests(state, [ticket])
     decision = await asyncio.to_thread(
         lambda: state.routing.route(
             predictions[0],
@@ -206,7 +128,7 @@ async def route(request: Request[Any, Any, Any], state: State, data: RouteReques
 @get("/v1/models", tags=["models"], **protected("predict", 503))
 async def describe_model(state: State) -> dict[str, Any]:
     """The loaded model: name, version, labels per head and its test metrics."""
-    return _classifier(state).describe()
+    return classifier_of(state).describe()
 
 
 @post(
@@ -217,7 +139,7 @@ async def describe_model(state: State) -> dict[str, Any]:
 )
 async def reload_model(state: State, data: ReloadRequest | None = None) -> dict[str, Any]:
     """Load a bundle and swap it in; requests in flight finish on the previous model."""
-    classifier = _classifier(state)
+    classifier = classifier_of(state)
     folder = Path(data.model_dir) if data and data.model_dir else None
     try:
         loaded = await classifier.reload(folder)

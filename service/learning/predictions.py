@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -23,7 +24,13 @@ from service.errors import StorageUnavailableError
 from service.inference.classifier import TicketPrediction
 from service.storage.tables import Feedback, Prediction, utc_now
 
-__all__ = ["PredictionLog", "PredictionRecord", "new_prediction_id"]
+__all__ = [
+    "PredictionLog",
+    "PredictionRecord",
+    "embedding_array",
+    "embedding_bytes",
+    "new_prediction_id",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +47,8 @@ class PredictionRecord:
     needs_review: bool
     subject: str | None
     body: str | None
+    #: Head -> the runners-up ``(label, probability)``, best first (empty for old rows).
+    alternatives: dict[str, list[tuple[str, float]]]
 
 
 def new_prediction_id() -> str:
@@ -58,7 +67,20 @@ def _record(row: Prediction) -> PredictionRecord:
         row.needs_review,
         row.subject,
         row.body,
+        {
+            head: [(str(label), float(probability)) for label, probability in runners_up]
+            for head, runners_up in (row.alternatives or {}).items()
+        },
     )
+
+
+def embedding_bytes(prediction: TicketPrediction) -> bytes:
+    """The embedding as float16 (half the size; cosine similarities move by under 1e-3)."""
+    return np.asarray(prediction.embedding, dtype=np.float16).tobytes()
+
+
+def embedding_array(stored: bytes) -> np.ndarray:
+    return np.frombuffer(stored, dtype=np.float16).astype(np.float32)
 
 
 class PredictionLog:
@@ -105,6 +127,11 @@ class PredictionLog:
                 needs_review=p.needs_review,
                 subject=(subject or "") if self.store_text else None,
                 body=body if self.store_text else None,
+                alternatives={
+                    head: [[label, round(probability, 6)] for label, probability in h.alternatives]
+                    for head, h in p.heads.items()
+                },
+                embedding=embedding_bytes(p) if self.store_text else None,
             )
             for prediction_id, p, subject, body in zip(
                 ids, predictions, subjects, bodies, strict=True
@@ -161,6 +188,15 @@ class PredictionLog:
                 )
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def recent(self, limit: int = 50, needs_review: bool | None = None) -> list[PredictionRecord]:
+        """The newest predictions with their text, newest first."""
+        query = select(Prediction).where(Prediction.body.is_not(None))
+        if needs_review is not None:
+            query = query.where(Prediction.needs_review == needs_review)
+        query = query.order_by(Prediction.created_at.desc()).limit(limit)
+        with Session(self.engine) as session:
+            return [_record(row) for row in session.scalars(query)]
 
     def since(self, start: datetime, limit: int = 100_000) -> list[PredictionRecord]:
         query = (

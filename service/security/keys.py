@@ -23,13 +23,37 @@ from sqlalchemy.orm import Session
 
 from service.storage.tables import ApiKey, utc_now
 
-__all__ = ["SCOPES", "ApiKeyError", "ApiKeyStore", "KeyIdentity", "KeyInfo", "NewKey"]
+__all__ = [
+    "ROLE_GRANTS",
+    "SCOPES",
+    "ApiKeyError",
+    "ApiKeyStore",
+    "KeyIdentity",
+    "KeyInfo",
+    "NewKey",
+]
 
 #: ``predict``: classify, suggest, route (without assigning) and read; ``knowledge:write``:
 #: add and delete knowledge entries; ``routing:write``: assign tickets, close assignments,
 #: set agents' availability; ``feedback:write``: post agents' feedback; ``admin``: everything,
 #: including teams, agents' profiles, model reloads, promotion and rollback.
-SCOPES = ("predict", "knowledge:write", "routing:write", "feedback:write", "admin")
+#: The roles of the web interfaces are scopes too: ``agent`` (the agent view, and what it
+#: calls: predict, feedback:write, routing:write) and ``lead`` (an agent who also sees the
+#: dashboard and reports).
+SCOPES = (
+    "predict",
+    "knowledge:write",
+    "routing:write",
+    "feedback:write",
+    "agent",
+    "lead",
+    "admin",
+)
+#: What each role grants besides itself.
+ROLE_GRANTS = {
+    "agent": frozenset({"predict", "feedback:write", "routing:write"}),
+    "lead": frozenset({"agent", "predict", "feedback:write", "routing:write"}),
+}
 _KEY = re.compile(r"^tt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 
 
@@ -47,7 +71,9 @@ class KeyIdentity:
     scopes: frozenset[str]
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        if scope in self.scopes or "admin" in self.scopes:
+            return True
+        return any(scope in ROLE_GRANTS.get(granted, ()) for granted in self.scopes)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,10 @@ __all__ = [
     "KnowledgeEntry",
     "ModelVersion",
     "Prediction",
+    "SelfServiceEvent",
     "ShadowEvaluation",
     "Team",
+    "Ticket",
     "UTCDateTime",
     "utc_now",
 ]
@@ -209,6 +211,44 @@ class Prediction(Base):
     #: The ticket's text; empty when texts are not stored (``TRIAGE_PRIVACY_*``).
     subject: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
+    #: Head -> the runners-up as ``[[label, probability], ...]``, for the agent view.
+    alternatives: Mapped[dict[str, list[list[Any]]] | None] = mapped_column(JSON)
+    #: The ticket's embedding as float16 bytes, for finding recurring issues.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Ticket(Base):
+    """A ticket filed through the self-service page, with its prediction and routing."""
+
+    __tablename__ = "tickets"
+
+    #: A UUID, shown to the person who filed it.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    #: How to reach the person who filed it (as they gave it), if they did.
+    requester: Mapped[str | None] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(8))
+    prediction_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: The agent it was assigned to, if routing found one with a free slot.
+    assignment_id: Mapped[int | None] = mapped_column(Identifier)
+
+
+class SelfServiceEvent(Base):
+    """What a self-service visit ended with: an answer that solved it, or a filed ticket."""
+
+    __tablename__ = "self_service_events"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    #: ``solved`` (a suggested resolution helped, no ticket) or ``filed``.
+    kind: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str | None] = mapped_column(String(8))
+    #: The knowledge entry that helped (``solved``) or the ticket filed (``filed``).
+    source_id: Mapped[str | None] = mapped_column(String(255))
+    ticket_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class Feedback(Base):
