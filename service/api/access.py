@@ -78,14 +78,23 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return connection.headers.get("x-api-key", "").strip() or None
+    header = connection.headers.get("x-api-key", "").strip()
+    if header:
+        return header
+    # A web page's own calls carry the key of its signed-in visitor in the session cookie.
+    session = connection.scope.get("session")
+    key = session.get("key") if isinstance(session, dict) else None
+    return key if isinstance(key, str) and key else None
 
 
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
     """Puts the caller's ``KeyIdentity`` in ``scope["auth"]``, or answers 401."""
 
-    def __init__(self, app: ASGIApp, verifier: ApiKeyVerifier) -> None:
-        super().__init__(app, exclude=PUBLIC_PATHS)
+    def __init__(
+        self, app: ASGIApp, verifier: ApiKeyVerifier, page_paths: list[str] | None = None
+    ) -> None:
+        # Web pages check sign-in themselves, to send a browser to the sign-in page.
+        super().__init__(app, exclude=PUBLIC_PATHS + (page_paths or []))
         self.verifier = verifier
 
     async def authenticate_request(
@@ -214,11 +223,19 @@ class RequestTimeoutMiddleware(AbstractMiddleware):
             ) from None
 
 
-def access_middleware(settings: Settings, verifier: ApiKeyVerifier) -> list[DefineMiddleware]:
-    """The deadline, then authentication, then rate limiting (which counts per key)."""
+def access_middleware(
+    settings: Settings,
+    verifier: ApiKeyVerifier,
+    session: DefineMiddleware | None = None,
+    page_paths: list[str] | None = None,
+) -> list[DefineMiddleware]:
+    """The deadline, then the web session (if any), then authentication, then rate limiting
+    (which counts per key)."""
     stack = [DefineMiddleware(RequestTimeoutMiddleware, timeout_s=settings.request_timeout_s)]
+    if session is not None:
+        stack.append(session)
     if settings.auth.enabled:
-        stack.append(DefineMiddleware(ApiKeyMiddleware, verifier=verifier))
+        stack.append(DefineMiddleware(ApiKeyMiddleware, verifier=verifier, page_paths=page_paths))
     limits = rate_limit_config(settings)
     if limits is not None:
         stack.append(limits.middleware)

@@ -64,6 +64,9 @@ from service.routing import RoutingDirectory, RoutingService
 from service.security.keys import ApiKeyStore
 from service.settings import Settings
 from service.storage import create_database_engine, upgrade_schema
+from service.web.insights import Insights
+from service.web.pages import service_error_page, web_app_config
+from service.web.selfservice import SelfServiceDesk
 
 __all__ = ["create_app"]
 
@@ -177,10 +180,15 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
 
-def service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[dict[str, Any]]:
-    """Every domain error becomes its HTTP status with a message saying what to change."""
+def service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    """Every domain error becomes its HTTP status with a message saying what to change (as
+    a page for a person looking at one)."""
     if exc.status_code >= 500:
         logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    if not request.url.path.startswith("/v1/") and request.app.state.settings.web.enabled:
+        shown = service_error_page(request, exc)
+        if shown is not None:
+            return shown
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return Response(
         {"status_code": exc.status_code, "detail": str(exc)},
@@ -235,9 +243,13 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     verifier = ApiKeyVerifier(keys, settings.auth.cache_s)
     predictions = PredictionLog(engine, store_text=not settings.privacy.redact_knowledge)
     registry = ModelRegistry(engine)
+    web = web_app_config(settings) if settings.web.enabled else None
     state = State(
         {
             "settings": settings,
+            "verifier": verifier,
+            "desk": SelfServiceDesk(engine),
+            "insights": Insights(engine, settings.web),
             "classifier": classifier,
             "knowledge": knowledge,
             "predictions": predictions,
@@ -288,11 +300,20 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             *KNOWLEDGE_ROUTES,
             *ROUTING_ROUTES,
             *LEARNING_ROUTES,
+            *(web.route_handlers if web else []),
             MetricsController,
         ],
         state=state,
         lifespan=[lifespan],
-        middleware=[prometheus.middleware, *access_middleware(settings, verifier)],
+        middleware=[
+            prometheus.middleware,
+            *access_middleware(
+                settings,
+                verifier,
+                session=web.session if web else None,
+                page_paths=web.page_paths if web else None,
+            ),
+        ],
         guards=[require_scope],
         stores={"rate_limit": rate_limit_store(settings)},
         exception_handlers={
@@ -300,7 +321,9 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             TooManyRequestsException: rate_limited,
             RecursionError: too_deeply_nested,
             HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
+            **(web.exception_handlers if web else {}),
         },
+        template_config=web.template_config if web else None,
         request_max_body_size=settings.max_body_bytes,
         # Logging is configured once, by the process (service.security.privacy's redacting
         # handler); Litestar's default would replace the root logger's handlers.
