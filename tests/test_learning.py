@@ -391,3 +391,22 @@ def test_shadow_evaluation_leaves_out_feedback_the_candidate_was_trained_on(
 
     assert comparison["excluded_as_trained_on"] == 2 and comparison["feedback_count"] == 0
     assert comparison["verdict"].startswith("promoted: nothing to compare with")
+
+
+def test_a_suggestion_marked_used_after_a_correction_keeps_the_correction(
+    client: TestClient[Any],
+) -> None:
+    answer = classify(client)
+    other = next(
+        q
+        for q in client.get("/v1/models").json()["heads"]["queue"]
+        if q != answer["queue"]["label"]
+    )
+    feedback = {"prediction_id": answer["prediction_id"]}
+    client.post("/v1/feedback", json={**feedback, "labels": {"queue": other}})
+    client.post("/v1/feedback", json={**feedback, "suggestion_used": "kb-1"})
+
+    engine = client.app.state.feedback.engine
+    [ticket] = FeedbackStore(engine).labelled_tickets()
+    assert ticket.labels["queue"] == other
+    assert ticket.corrected == frozenset({"queue"})

@@ -72,7 +72,8 @@ def fill(client: TestClient[Any]) -> None:
 
 @pytest.fixture
 def client(trained: Path, tmp_path: Path) -> Iterator[TestClient[Any]]:
-    settings = settings_for(trained, tmp_path, knowledge=KnowledgeSettings(embedder="bundle"))
+    # The multilingual USE embedder: the tiny test model's own embedding means nothing.
+    settings = settings_for(trained, tmp_path, knowledge=KnowledgeSettings(embedder="use"))
     with TestClient(create_app(settings)) as test_client:
         wait_ready(test_client)
         fill(test_client)
@@ -111,6 +112,16 @@ def test_answers_appear_for_a_described_problem(client: TestClient[Any]) -> None
     assert found["language"] == "en"
     assert [s["source_id"] for s in found["suggestions"]][:1] == ["kb-vpn"]
     assert found["suggestions"][0]["resolution"].startswith("Update the VPN client")
+
+
+def test_answers_in_the_visitors_language_come_first(client: TestClient[Any]) -> None:
+    german = {"subject": "VPN", "body": "Der VPN-Client trennt alle fünf Minuten die Verbindung"}
+    english = {"subject": "VPN", "body": "The VPN client drops the connection every 5 minutes"}
+
+    found = client.post("/help/suggest", json=german).json()
+    assert found["language"] == "de"
+    assert found["suggestions"][0]["source_id"] == "kb-vpn-de"
+    assert client.post("/help/suggest", json=english).json()["suggestions"][0]["language"] == "en"
 
 
 def test_too_little_text_finds_nothing_yet(client: TestClient[Any]) -> None:

@@ -4,7 +4,8 @@ Feedback names a prediction by its id and says which labels the agent chose (a l
 differs from the prediction is a correction), which suggested resolution was used, and
 how the ticket was resolved. It is committed before the API answers. For training, each
 stored prediction with feedback becomes a labelled ticket: the predicted labels, with the
-agent's labels in their place where given (the latest feedback wins).
+agent's labels in their place where given (per head, the latest feedback that names one
+wins).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from sqlalchemy.orm import Session
 
 from service.storage.tables import Feedback, Prediction, utc_now
 
-__all__ = ["FeedbackInput", "FeedbackRecord", "FeedbackStore", "LabelledTicket"]
+__all__ = [
+    "FeedbackInput",
+    "FeedbackRecord",
+    "FeedbackStore",
+    "LabelledTicket",
+    "merge_choices",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,13 @@ class LabelledTicket:
     labels: dict[str, str]
     corrected: frozenset[str]  # heads whose label the agent changed
     created_at: datetime
+
+
+def merge_choices(chosen: dict[str, str], labels: Mapping[str, str]) -> None:
+    """Add one feedback's labels to what agents chose so far: per head, the latest label
+    wins, and feedback that names no label for a head (a suggestion marked as used) leaves
+    the earlier choice."""
+    chosen.update({head: label for head, label in labels.items() if label})
 
 
 def _record(row: Feedback) -> FeedbackRecord:
@@ -100,17 +114,17 @@ class FeedbackStore:
             .order_by(Feedback.id)
         )
         latest: dict[str, tuple[Feedback, Prediction]] = {}
+        chosen: dict[str, dict[str, str]] = {}
         with Session(self.engine) as session:
             for feedback, prediction in session.execute(query):
                 latest.pop(prediction.id, None)  # re-insert: order follows the latest feedback
                 latest[prediction.id] = (feedback, prediction)
+                merge_choices(chosen.setdefault(prediction.id, {}), feedback.labels)
         tickets = []
         for feedback, prediction in latest.values():
-            labels = {**prediction.labels, **{h: v for h, v in feedback.labels.items() if v}}
+            agents = chosen[prediction.id]
             corrected = frozenset(
-                head
-                for head, label in feedback.labels.items()
-                if prediction.labels.get(head) != label
+                head for head, label in agents.items() if prediction.labels.get(head) != label
             )
             tickets.append(
                 LabelledTicket(
@@ -118,7 +132,7 @@ class FeedbackStore:
                     prediction.subject or "",
                     prediction.body or "",
                     prediction.language,
-                    labels,
+                    {**prediction.labels, **agents},
                     corrected,
                     feedback.created_at,
                 )

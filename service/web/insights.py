@@ -2,9 +2,10 @@
 self-service visits and the routing directory.
 
 Everything is counted per UTC day over a period. Accuracy comes from agents' feedback: a
-head's prediction counts as right when the label the agent kept is the predicted one (the
-latest feedback on a prediction wins). Recurring issues are groups of recent tickets whose
-embeddings lie close together, each named by the words that set it apart from the others.
+head's prediction counts as right when the label the agent kept is the predicted one (per
+head, the latest feedback on the prediction that names a label wins). Recurring issues
+are groups of recent tickets whose embeddings lie close together, each named by the words
+that set it apart from the others.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from service.learning.feedback import merge_choices
 from service.learning.predictions import embedding_array
 from service.settings import WebSettings
 from service.storage.tables import Agent, Feedback, Prediction, SelfServiceEvent
@@ -189,7 +192,7 @@ class Insights:
         )
 
     def accuracy(self, period: Period) -> tuple[int, int, AccuracyFigures]:
-        """Feedback received in the period, how much of it corrected a label, and accuracy."""
+        """Feedback received in the period, how many tickets it corrected, and accuracy."""
         query = (
             select(Feedback.prediction_id, Feedback.labels, Feedback.created_at, Prediction)
             .join(Prediction, Prediction.id == Feedback.prediction_id)
@@ -198,23 +201,28 @@ class Insights:
         )
         with Session(self.engine) as session:
             rows = session.execute(query).all()
-        latest = {row.prediction_id: row for row in rows}  # the latest feedback wins
+        chosen: dict[str, dict[str, str]] = {}
+        latest: dict[str, Any] = {}
+        for row in rows:
+            merge_choices(chosen.setdefault(row.prediction_id, {}), row.labels)
+            latest[row.prediction_id] = row
         figures = AccuracyFigures()
         corrections = 0
-        for row in latest.values():
+        for prediction_id, row in latest.items():
             prediction: Prediction = row.Prediction
             corrected = False
-            for head, chosen in row.labels.items():
+            for head, label in chosen[prediction_id].items():
                 predicted = prediction.labels.get(head)
-                if not chosen or predicted is None:
+                if predicted is None:
                     continue
-                right = int(chosen == predicted)
+                right = int(label == predicted)
                 corrected = corrected or not right
                 figures.checked[head] = figures.checked.get(head, 0) + 1
                 figures.right[head] = figures.right.get(head, 0) + right
                 language = figures.by_language.setdefault(head, {})
                 seen, kept = language.get(prediction.language, (0, 0))
                 language[prediction.language] = (seen + 1, kept + right)
+                # Counted on the day of the latest feedback on the ticket.
                 day = row.created_at.date()
                 per_day = figures.by_day.setdefault(head, {})
                 seen, kept = per_day.get(day, (0, 0))

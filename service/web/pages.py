@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import MediaType, Request, Response, get, post
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import Cookie, State
 from litestar.enums import RequestEncodingType
@@ -103,6 +103,7 @@ def page(
             **context,
         },
         status_code=status_code,
+        media_type=MediaType.HTML,
         cookies=cookies if chosen else [],
     )
 
