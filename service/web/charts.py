@@ -9,13 +9,14 @@ from datetime import date
 
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["bar_chart", "lines_chart", "stacked_days_chart"]
 
 #: Colour-blind-safe palette (Okabe and Ito), then grey for "other".
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
 OTHER = "#999999"
-SIZE = (7.2, 2.8)
+SIZE = (6.0, 2.6)
 
 
 def _svg(figure: Figure, title: str) -> str:
@@ -33,14 +34,22 @@ def _style(axes: object) -> None:
     axes.set_axisbelow(True)  # type: ignore[attr-defined]
 
 
-def _date_axis(axes: object) -> None:
-    locator = AutoDateLocator(maxticks=8)
+def _date_axis(axes: object, days: Sequence[date]) -> None:
+    """Dates along x, spanning exactly the period (one point alone would span years)."""
+    locator = AutoDateLocator(minticks=3, maxticks=8)
     axes.xaxis.set_major_locator(locator)  # type: ignore[attr-defined]
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[attr-defined]
+    if days:
+        first, last = date2num([days[0], days[-1]])
+        axes.set_xlim(first - 0.6, last + 0.6)  # type: ignore[attr-defined]
 
 
 def stacked_days_chart(
-    title: str, days: Sequence[date], series: Mapping[str, Mapping[date, int]], top: int = 6
+    title: str,
+    days: Sequence[date],
+    series: Mapping[str, Mapping[date, int]],
+    unit: str = "tickets",
+    top: int = 6,
 ) -> str:
     """Counts per day, stacked by category; the ``top`` largest kept, the rest as other."""
     ranked = sorted(series, key=lambda name: -sum(series[name].values()))
@@ -57,8 +66,9 @@ def stacked_days_chart(
         axes.bar(date2num(list(days)), counts, bottom=bottom, label=name, color=colour, width=0.85)
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     _style(axes)
-    _date_axis(axes)
-    axes.set_ylabel("tickets")
+    _date_axis(axes, days)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel(unit)
     if layers:
         axes.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(figure, title)
@@ -85,7 +95,7 @@ def lines_chart(
             color=PALETTE[index % 7],
         )
     _style(axes)
-    _date_axis(axes)
+    _date_axis(axes, days)
     if percent:
         axes.set_ylim(0, 100)
         axes.set_ylabel("%")
@@ -95,20 +105,24 @@ def lines_chart(
 
 
 def bar_chart(
-    title: str, values: Mapping[str, float], limits: Mapping[str, float] | None = None
+    title: str,
+    values: Mapping[str, float],
+    limits: Mapping[str, float] | None = None,
+    labels: tuple[str, str] = ("open", "capacity"),
 ) -> str:
     """Horizontal bars, one per name; with ``limits``, each bar over its own full length
-    (load against capacity)."""
+    (load against capacity); ``labels`` name the two in the legend."""
     names = list(values)
     figure = Figure(figsize=(SIZE[0], 0.45 * max(len(names), 2) + 0.8))
     axes = figure.subplots()
     if limits:
-        axes.barh(names, [limits.get(n, 0) for n in names], color="#e6e6e6", label="capacity")
-    axes.barh(names, [values[n] for n in names], color=PALETTE[0], label="open")
+        axes.barh(names, [limits.get(n, 0) for n in names], color="#e6e6e6", label=labels[1])
+    axes.barh(names, [values[n] for n in names], color=PALETTE[0], label=labels[0])
     axes.invert_yaxis()
     _style(axes)
     axes.grid(axis="x", color="#dddddd", linewidth=0.6)
     axes.grid(axis="y", visible=False)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if limits:
-        axes.legend(fontsize=8, frameon=False, loc="lower right")
+        axes.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _svg(figure, title)

@@ -476,13 +476,14 @@ def _charts(summary: Summary, t: Any) -> dict[str, Markup]:
             for day, count in summary.volume_by_day.items()
         }
     }
+    unit = t("dashboard.tickets")
     drawn = {
-        "queue": charts.stacked_days_chart(t("dashboard.by_queue"), days, summary.by_queue),
+        "queue": charts.stacked_days_chart(t("dashboard.by_queue"), days, summary.by_queue, unit),
         "priority": charts.stacked_days_chart(
-            t("dashboard.by_priority"), days, summary.by_priority
+            t("dashboard.by_priority"), days, summary.by_priority, unit
         ),
         "language": charts.stacked_days_chart(
-            t("dashboard.by_language"), days, summary.by_language
+            t("dashboard.by_language"), days, summary.by_language, unit
         ),
         "review": charts.lines_chart(t("dashboard.low_confidence_over_time"), days, review_share),
         "accuracy": charts.lines_chart(t("dashboard.accuracy_over_time"), days, accuracy),
@@ -492,6 +493,7 @@ def _charts(summary: Summary, t: Any) -> dict[str, Markup]:
             t("dashboard.team_load"),
             {team.team: team.load for team in summary.teams},
             {team.team: team.capacity for team in summary.teams},
+            (t("dashboard.open"), t("dashboard.capacity")),
         )
     return {name: Markup(svg) for name, svg in drawn.items()}
 
