@@ -24,7 +24,7 @@ SIMULATION_ARGS ?=
 SOAK_DURATION ?= 600
 SOAK_RATE ?= 10
 
-.PHONY: setup setup-serving train train-quick evaluate evaluate-retrieval base-model serve \
+.PHONY: setup setup-serving browser train train-quick evaluate evaluate-retrieval base-model serve \
 	knowledge-import bench-knowledge simulate-routing soak test lint format clean
 
 setup: $(VENV)/.installed
@@ -94,7 +94,14 @@ soak: setup
 	$(BIN)/python -m service.soak --model-dir $(MODEL) --duration $(SOAK_DURATION) \
 		--rate $(SOAK_RATE) --output runs/soak
 
-test: setup
+# Debian's Chromium for the browser tests, installed with apt when missing (as root); where
+# it cannot be had, the browser tests are skipped with a reason.
+browser:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		>/dev/null; } || echo "no Chromium: the browser tests will be skipped (apt install chromium)"
+
+test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -36,7 +36,8 @@ from service.api.checks import check_ticket_text
 from service.api.classification import classifier_of, classify_requests
 from service.api.knowledge import suggest_for_predictions
 from service.api.schemas import TicketRequest
-from service.errors import InputError, ServiceError
+from service.errors import BusyError, InputError, ServiceError
+from service.inference.batcher import QueueFullError
 from service.inference.classifier import Ticket
 from service.learning.predictions import PredictionRecord
 from service.settings import Settings
@@ -146,7 +147,8 @@ async def _self_service_visitor(request: Request[Any, Any, Any]) -> Visitor:
 
 @get("/", include_in_schema=False)
 async def home(request: Request[Any, Any, Any]) -> Redirect:
-    return Redirect("/help")
+    settings: Settings = request.app.state.settings
+    return Redirect("/agent" if settings.web.self_service == "off" else "/help")
 
 
 @get("/help", include_in_schema=False)
@@ -401,7 +403,10 @@ async def agent_ticket(request: Request[Any, Any, Any], state: State, prediction
     routing = None
     if record.body is not None:
         ticket = Ticket(record.body, record.subject or None, record.language)
-        prediction = (await classifier.classify([ticket]))[0]
+        try:
+            prediction = (await classifier.classify([ticket]))[0]
+        except QueueFullError as exc:
+            raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
         if state.knowledge.ready:
             found = await suggest_for_predictions(
                 state.knowledge, state.settings, [record.subject], [record.body], [prediction]
