@@ -25,7 +25,7 @@ SOAK_DURATION ?= 600
 SOAK_RATE ?= 10
 
 .PHONY: setup setup-serving browser train train-quick evaluate evaluate-retrieval base-model serve \
-	knowledge-import bench-knowledge simulate-routing soak test lint format clean
+	knowledge-import bench-knowledge bench-web simulate-routing soak test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -79,6 +79,16 @@ evaluate-retrieval: setup
 # The ANN libraries side by side, then a 1,000,000-entry index (about 12 minutes on 2 cores).
 bench-knowledge: setup
 	$(BIN)/python -m service.knowledge.benchmark --output runs/bench/knowledge-index $(BENCH_ARGS)
+
+# The dashboard on real tickets: page times, and the recurring issues found in WEB_TICKETS
+# with their purity against WEB_LABEL; report in runs/bench/web/.
+WEB_TICKETS ?= ../shared/data/tickets/greatlearning_itsm_ticket_assignment/input_data.csv
+WEB_ARGS ?= --subject-column "Short description" --body-column Description \
+	--label-column "Assignment group"
+bench-web: setup
+	@test -f $(MODEL)/config.json || $(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)
+	$(BIN)/python -m service.web.benchmark --model-dir $(MODEL) --tickets $(WEB_TICKETS) \
+		--output runs/bench/web $(WEB_ARGS)
 
 # The routing policies replayed on ROUTING_TICKETS against data/routing/agents.yaml; report
 # and plot in runs/routing/.

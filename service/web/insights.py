@@ -304,7 +304,7 @@ class Insights:
                     and last_day >= self.settings.emerging_growth * daily_before,
                     queue=queues.most_common(1)[0][0],
                     example=(example.subject or example.body or "")[:160],
-                    prediction_ids=[m.id for m in members[:20]],
+                    prediction_ids=[m.id for m in members],
                 )
             )
         return issues
