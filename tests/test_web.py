@@ -335,6 +335,18 @@ def test_a_page_calls_the_api_with_its_visitors_key(
     assert client.post("/v1/models/reload").status_code == 403  # the role is not admin
 
 
+def test_a_script_fetches_the_csv_with_a_key_in_the_header(
+    guarded: tuple[TestClient[Any], dict[str, str]],
+) -> None:
+    client, keys = guarded
+
+    lead = client.get("/reports/export.csv", headers={"Authorization": f"Bearer {keys['lead']}"})
+    assert lead.status_code == 200
+    assert lead.text.startswith("section,group,day,count,share")
+    agent = client.get("/reports/export.csv", headers={"X-API-Key": keys["agent"]})
+    assert agent.status_code == 403
+
+
 def test_an_unknown_key_is_refused_at_sign_in(
     guarded: tuple[TestClient[Any], dict[str, str]],
 ) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "ApiKeyVerifier",
     "RequestTimeoutMiddleware",
     "check_scope",
+    "presented_key",
     "rate_limit_config",
     "rate_limit_store",
     "rate_limited",

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from litestar import Request
 from litestar.middleware.session.client_side import CookieBackendConfig
 
-from service.api.access import ApiKeyVerifier
+from service.api.access import ApiKeyVerifier, presented_key
 from service.security.keys import KeyIdentity
 from service.settings import Settings
 
@@ -95,8 +95,9 @@ async def visitor_of(request: Request[Any, Any, Any], role: str | None = None) -
     if not settings.auth.enabled:
         return Visitor(None, False)
     verifier: ApiKeyVerifier = request.app.state.verifier
-    key = request.session.get("key") if "session" in request.scope else None
-    identity = await verifier.verify(key) if isinstance(key, str) else None
+    # A key in the headers (a script fetching the CSV), else the signed-in browser's.
+    key = presented_key(request)
+    identity = await verifier.verify(key) if key else None
     visitor = Visitor(identity, True)
     if role is not None and not visitor.may(role):
         if identity is None:
