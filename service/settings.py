@@ -299,8 +299,9 @@ class WebSettings(EnvironmentSettings):
     cluster_min_tickets: int = 3
     #: Most recent tickets clustered (the newest are kept).
     cluster_max_tickets: int = 3000
-    #: Cosine distance within which tickets join one issue (0..2).
-    cluster_distance: float = 0.35
+    #: Cosine distance (of embeddings less the window's mean) within which tickets join one
+    #: issue (0..2): lower makes smaller, tighter issues.
+    cluster_distance: float = 0.55
     #: A recurring issue is emerging when its last day's tickets are at least this many times
     #: its daily rate before (and at least ``cluster_min_tickets``).
     emerging_growth: float = 3.0

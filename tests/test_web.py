@@ -473,34 +473,54 @@ def engine(tmp_path: Path) -> Any:
     engine.dispose()
 
 
+def _fill_issues(engine: Any, now: datetime, history: bool = True) -> None:
+    """A steady printer problem (one ticket a day, or all today without ``history``), a
+    mail outage in the last hours, and one ticket about something else. Every embedding
+    also carries a large part common to all, as a real encoder's do."""
+    rng = np.random.default_rng(0)
+    common, printer, mail = _direction(0) * 3, _direction(1), _direction(2)
+    number = 0
+    with Session(engine) as session, session.begin():
+        for day in range(10):
+            number += 1
+            when = now - (timedelta(days=day, hours=3) if history else timedelta(hours=day))
+            vector = common + printer + 0.05 * rng.normal(size=32)
+            _prediction(session, number, when, vector, f"printer jam number {number}")
+        for hour in range(6):
+            number += 1
+            vector = common + mail + 0.05 * rng.normal(size=32)
+            when = now - timedelta(hours=hour)
+            _prediction(session, number, when, vector, f"mailbox outage number {number}")
+        _prediction(session, number + 1, now, common + _direction(3), "something else entirely")
+
+
 def test_recurring_issues_are_found_named_and_flagged_when_they_grow(engine: Any) -> None:
     now = datetime(2026, 12, 4, 12, tzinfo=UTC)
-    rng = np.random.default_rng(0)
-    printer, mail, number = _direction(1), _direction(2), 0
-    with Session(engine) as session, session.begin():
-        for day in range(10):  # a printer problem, steady: one ticket a day
-            number += 1
-            vector = printer + 0.05 * rng.normal(size=32)
-            _prediction(session, number, now - timedelta(days=day, hours=3), vector, "printer jam")
-        for hour in range(6):  # a mail outage, all in the last hours
-            number += 1
-            vector = mail + 0.05 * rng.normal(size=32)
-            _prediction(session, number, now - timedelta(hours=hour), vector, "mailbox outage")
-        number += 1
-        _prediction(session, number, now, _direction(3), "something else entirely")
+    _fill_issues(engine, now)
 
     issues = Insights(engine, WebSettings()).recurring_issues(now)
 
     assert [(i.tickets, i.emerging) for i in issues] == [(10, False), (6, True)]
     assert set(issues[0].words[:2]) == {"printer", "jam"}
     assert set(issues[1].words[:2]) == {"mailbox", "outage"}
+    assert issues[0].words.index("number") >= 2  # in nearly every ticket: tells little apart
     assert issues[1].last_day == 6
 
 
+def test_nothing_is_emerging_without_a_past_to_compare_with(engine: Any) -> None:
+    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    _fill_issues(engine, now, history=False)
+
+    issues = Insights(engine, WebSettings()).recurring_issues(now)
+
+    assert [(i.tickets, i.emerging) for i in issues] == [(10, False), (6, False)]
+
+
 def test_words_common_to_every_group_do_not_name_one() -> None:
-    named = telling_words(
-        [["the printer is jammed", "the printer jams"], ["the mailbox is full", "the mailbox"]]
-    )
+    printer = ["the printer is jammed", "the printer jams"]
+    mailbox = ["the mailbox is full", "the mailbox"]
+    others = ["the vpn is down", "the invoice is wrong", "reset the password"]
+    named = telling_words([printer, mailbox], printer + mailbox + others)
 
     assert named[0][0] == "printer"
     assert named[1][0] == "mailbox"

@@ -267,6 +267,11 @@ class Insights:
 
         vectors = np.stack([embedding_array(row.embedding or b"") for row in rows])
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
+        # Any two tickets' embeddings share a large common part (with multilingual-e5 their
+        # cosine similarity is about 0.85 whatever they say): distances are measured after
+        # taking away the window's mean, where what sets tickets apart remains.
+        vectors -= vectors.mean(axis=0)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
         labels = AgglomerativeClustering(
             n_clusters=None,
             metric="cosine",
@@ -282,8 +287,13 @@ class Insights:
             key=len,
             reverse=True,
         )
-        words = telling_words([[f"{m.subject or ''} {m.body or ''}" for m in g] for g in kept])
+        words = telling_words(
+            [[_text(m) for m in members] for members in kept], [_text(row) for row in rows]
+        )
         last_day_start = now - timedelta(days=1)
+        # Growth needs a past to compare with: on a window that holds only the last day
+        # (a new installation, an import), nothing is emerging.
+        has_history = any(row.created_at < last_day_start for row in rows)
         days_before = max(self.settings.cluster_days - 1, 1)
         issues = []
         for members, named in zip(kept, words, strict=True):
@@ -300,7 +310,8 @@ class Insights:
                     tickets=len(members),
                     last_day=last_day,
                     daily_before=round(daily_before, 3),
-                    emerging=last_day >= minimum
+                    emerging=has_history
+                    and last_day >= minimum
                     and last_day >= self.settings.emerging_growth * daily_before,
                     queue=queues.most_common(1)[0][0],
                     example=(example.subject or example.body or "")[:160],
@@ -310,32 +321,34 @@ class Insights:
         return issues
 
 
-def telling_words(groups: list[list[str]], count: int = 5) -> list[list[str]]:
-    """For each group of texts, the words frequent in it and rare in the others
-    (class-based TF-IDF: a group is one document)."""
+def telling_words(groups: list[list[str]], corpus: list[str], count: int = 5) -> list[list[str]]:
+    """For each group of texts, the words that most of its texts use and few texts of the
+    ``corpus`` do: the share of the group's texts with the word, times the word's inverse
+    document frequency over the corpus. Words in most tickets (the, und, please) score near
+    zero in any language, without a list of stop words."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     if not groups:
         return []
-    documents = [" ".join(texts) for texts in groups]
-    vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
+    vectorizer = CountVectorizer(lowercase=True, binary=True, token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
     try:
-        counts = vectorizer.fit_transform(documents).toarray().astype(np.float64)
-    except ValueError:  # no word of three letters in any group
+        in_corpus = vectorizer.fit_transform(corpus)
+    except ValueError:  # not one word of three letters anywhere
         return [[] for _ in groups]
     vocabulary = vectorizer.get_feature_names_out()
-    frequency = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    average_words = counts.sum() / len(groups)
-    weight = np.log1p(average_words / np.maximum(counts.sum(axis=0), 1))
-    # A word in every group tells none apart (the, und, please): it needs more weight than
-    # its frequency alone would give.
-    spread = (counts > 0).sum(axis=0) / len(groups)
-    scores = frequency * weight * (1.0 - spread + 1.0 / len(groups))
+    frequency = np.asarray(in_corpus.sum(axis=0)).ravel()
+    rarity = np.log(len(corpus) / np.maximum(frequency, 1))
     named = []
-    for row in scores:
-        best = np.argsort(-row)[:count]
-        named.append([str(vocabulary[i]) for i in best if row[i] > 0])
+    for texts in groups:
+        share = np.asarray(vectorizer.transform(texts).mean(axis=0)).ravel()
+        scores = share * rarity
+        best = np.argsort(-scores)[:count]
+        named.append([str(vocabulary[i]) for i in best if scores[i] > 0])
     return named
+
+
+def _text(prediction: Prediction) -> str:
+    return f"{prediction.subject or ''} {prediction.body or ''}"
 
 
 def rate(value: float | None) -> str:
