@@ -279,14 +279,20 @@ class Insights:
             distance_threshold=self.settings.cluster_distance,
         ).fit_predict(vectors)
 
-        groups: dict[int, list[Prediction]] = defaultdict(list)
-        for label, row in zip(labels, rows, strict=True):
-            groups[int(label)].append(row)
-        kept = sorted(
+        groups: dict[int, list[int]] = defaultdict(list)
+        for position, label in enumerate(labels):
+            groups[int(label)].append(position)
+        kept_positions = sorted(
             (members for members in groups.values() if len(members) >= minimum),
             key=len,
             reverse=True,
         )
+        kept = [[rows[i] for i in members] for members in kept_positions]
+        # The example shown is the ticket nearest the middle of its issue.
+        examples = [
+            rows[members[int(np.argmax(vectors[members] @ vectors[members].mean(axis=0)))]]
+            for members in kept_positions
+        ]
         words = telling_words(
             [[_text(m) for m in members] for members in kept], [_text(row) for row in rows]
         )
@@ -296,13 +302,12 @@ class Insights:
         has_history = any(row.created_at < last_day_start for row in rows)
         days_before = max(self.settings.cluster_days - 1, 1)
         issues = []
-        for members, named in zip(kept, words, strict=True):
+        for members, named, example in zip(kept, words, examples, strict=True):
             last_day = sum(m.created_at >= last_day_start for m in members)
             # A group with nothing before counts as one ticket over the window before, so
             # that a new group of ``minimum`` tickets in a day stands out.
             daily_before = max(len(members) - last_day, 1) / days_before
             queues = Counter(m.labels.get("queue", "?") for m in members)
-            example = min(members, key=lambda m: len(m.subject or m.body or ""))
             issues.append(
                 RecurringIssue(
                     name=" · ".join(named[:3]) or queues.most_common(1)[0][0],
