@@ -25,6 +25,7 @@ from service.storage import create_database_engine, upgrade_schema
 from service.storage.tables import Feedback, Prediction
 from service.web.i18n import LOCALES, choose_language
 from service.web.insights import Insights, Period, telling_words
+from tests.conftest import fresh_postgres_database
 from tests.test_api import settings_for, wait_ready
 
 KNOWLEDGE = [
@@ -161,6 +162,27 @@ def test_deflections_count_against_filed_tickets(client: TestClient[Any]) -> Non
     dashboard = client.get("/dashboard").text
     assert re.search(r'id="tile-deflection">66.7 %<', dashboard)
     assert "2 solved, 1 filed" in dashboard
+
+
+def test_a_ticket_goes_from_self_service_to_the_dashboard_on_postgresql(
+    trained: Path, tmp_path: Path
+) -> None:
+    with fresh_postgres_database() as url:
+        settings = settings_for(
+            trained, tmp_path, database_url=url, knowledge=KnowledgeSettings(embedder="use")
+        )
+        with TestClient(create_app(settings)) as client:
+            wait_ready(client)
+            fill(client)
+            assert client.post("/help/solved", json={"source_id": "kb-vpn"}).status_code == 200
+            prediction_id = file_ticket(client, "The VPN drops every five minutes since today.")
+            feedback = {"prediction_id": prediction_id, "labels": {"priority": "low"}}
+            assert client.post("/v1/feedback", json=feedback).status_code == 200
+
+            dashboard = client.get("/dashboard").text
+            assert re.search(r'id="tile-feedback">1<', dashboard)
+            assert re.search(r'id="tile-deflection">50.0 %<', dashboard)
+            assert "Assigned to alice" in client.get(f"/agent/tickets/{prediction_id}").text
 
 
 # The agent view.
@@ -466,8 +488,9 @@ def _direction(seed: int, dimension: int = 32) -> np.ndarray:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Any:
-    engine = create_database_engine(f"sqlite:///{tmp_path / 'figures.db'}")
+def engine(database_url: str) -> Any:
+    """A fresh database, SQLite and PostgreSQL in turn."""
+    engine = create_database_engine(database_url)
     upgrade_schema(engine)
     yield engine
     engine.dispose()
