@@ -28,4 +28,4 @@ def test_upgrading_twice_changes_nothing(database_url: str) -> None:
         revision = MigrationContext.configure(connection).get_current_revision()
     engine.dispose()
 
-    assert revision == "0003"
+    assert revision == "0004"
