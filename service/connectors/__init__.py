@@ -1,0 +1,31 @@
+"""Connectors to ticket systems (Zammad, OTOBO/Znuny, Jira Service Management) and generic
+signed webhooks: events in, predictions written back, agents' edits turned into feedback.
+``base`` has the cycle every connector runs; ``docs/connectors.md`` the walk-throughs."""
+
+from service.connectors.base import (
+    ConnectorService,
+    EventOutcome,
+    TicketEvent,
+    TicketSnapshot,
+    TriageEngine,
+    WriteBack,
+)
+from service.connectors.hub import SYSTEMS, ConnectorHub
+from service.connectors.mapping import ConnectorMapping, MappingError
+from service.connectors.webhooks import Outbox, sign, verify_signature
+
+__all__ = [
+    "SYSTEMS",
+    "ConnectorHub",
+    "ConnectorMapping",
+    "ConnectorService",
+    "EventOutcome",
+    "MappingError",
+    "Outbox",
+    "TicketEvent",
+    "TicketSnapshot",
+    "TriageEngine",
+    "WriteBack",
+    "sign",
+    "verify_signature",
+]

@@ -1,0 +1,559 @@
+"""The cycle every connector runs, whatever the ticket system.
+
+1. An event arrives (a webhook, or a ticket found by polling) and is taken once per
+   event id; a repeat is answered from the database.
+2. A ticket the connector has not triaged is classified, suggested and routed by the
+   service's own classifier, knowledge base and routing (no HTTP to ourselves).
+3. What to write is decided from the mapping file: the system's names for the labels, an
+   internal note with the suggestions and confidences, an assignee when routing assigns.
+   When a written head is below its threshold nothing is changed; the ticket goes to the
+   review queue (or gets the review tag) instead.
+4. The change is written back, or, in dry run, only logged; either way it is remembered.
+5. A later event for a triaged ticket is compared with what was last seen: showing just
+   what the connector wrote, it is the echo of its own write and ignored (connectors never
+   write in answer to updates, so they cannot loop); a different queue or priority is an
+   agent's correction and becomes feedback; closed with a resolution, the ticket becomes
+   feedback and a knowledge-base entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from service.connectors.mapping import MAPPED_HEADS, ConnectorMapping
+from service.connectors.store import ConnectorStore, TriagedTicket
+from service.connectors.webhooks import Outbox
+from service.errors import BusyError, InputError, ModelNotReadyError
+from service.inference.batcher import QueueFullError
+from service.inference.classifier import Ticket, TicketClassifier, TicketPrediction
+from service.knowledge import EntryInput, Suggestion
+from service.knowledge.service import KnowledgeService
+from service.learning.feedback import FeedbackInput, FeedbackStore
+from service.learning.predictions import PredictionLog, new_prediction_id
+from service.routing import RoutingService
+from service.routing.service import RoutingDecision
+from service.settings import Settings
+
+__all__ = [
+    "NOTE_MARKER",
+    "ConnectorService",
+    "EventOutcome",
+    "TicketEvent",
+    "TicketSnapshot",
+    "TicketSystem",
+    "TriageEngine",
+    "TriageResult",
+    "WriteBack",
+]
+
+logger = logging.getLogger(__name__)
+
+#: First line of every note the connector writes; its own notes are never a resolution.
+NOTE_MARKER = "[Ticket Triage]"
+
+
+@dataclass(frozen=True)
+class TicketSnapshot:
+    """A ticket as read from its system; ``values`` are the system's names (head -> name)."""
+
+    ticket_id: str
+    subject: str
+    body: str
+    values: Mapping[str, str | None] = field(default_factory=dict)
+    closed: bool = False
+    #: The agent's answer that resolved it, when closed.
+    resolution: str | None = None
+    #: Who made the change the event reports (a login or account id), when known.
+    actor: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    event_id: str
+    ticket: TicketSnapshot
+    #: True: the system reports a new ticket; False: a change; None: it does not say.
+    created: bool | None = None
+
+
+@dataclass(frozen=True)
+class WriteBack:
+    """What the connector changes in a ticket (the system's names)."""
+
+    values: dict[str, str]
+    assignee: str | None
+    note: str | None
+    tag: str | None
+    review: bool
+
+    def describe(self, before: TicketSnapshot) -> str:
+        parts = [
+            f"{head} {before.values.get(head)!r} -> {value!r}"
+            for head, value in self.values.items()
+        ]
+        if self.assignee:
+            parts.append(f"assignee -> {self.assignee!r}")
+        if self.tag:
+            parts.append(f"tag {self.tag!r}")
+        if self.note:
+            parts.append(f"internal note ({len(self.note)} characters)")
+        return ", ".join(parts) or "nothing"
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    prediction_id: str
+    prediction: TicketPrediction
+    suggestions: list[Suggestion]
+    routing: RoutingDecision | None
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What came of one event; the API answers it, the database keeps outcome and detail."""
+
+    system: str
+    event_id: str
+    ticket_id: str | None
+    #: ``triaged``, ``review``, ``dry-run``, ``feedback``, ``closed``, ``echo``,
+    #: ``unchanged``, ``unmapped``, ``ignored`` or ``duplicate``.
+    outcome: str
+    detail: str
+    prediction_id: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class TicketSystem(Protocol):
+    """One ticket system's side of the cycle: its API calls and its event format."""
+
+    name: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise ``UnauthorizedError`` unless the webhook call is the system's own."""
+        ...
+
+    async def event(
+        self, headers: Mapping[str, str], payload: dict[str, Any]
+    ) -> TicketEvent | None:
+        """The ticket event of a webhook payload; None for an event about something else."""
+        ...
+
+    async def write(self, ticket: TicketSnapshot, change: WriteBack) -> dict[str, Any]:
+        """Apply ``change``; returns what was written (ids of notes...)."""
+        ...
+
+    async def poll(self) -> list[TicketSnapshot]:
+        """Tickets waiting for triage (the configured search)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class TriageEngine:
+    """Classification, suggestions, routing and feedback through the service's own parts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        classifier: TicketClassifier,
+        predictions: PredictionLog,
+        knowledge: KnowledgeService,
+        routing: RoutingService,
+        feedback: FeedbackStore,
+    ) -> None:
+        self.settings = settings
+        self.classifier = classifier
+        self.predictions = predictions
+        self.knowledge = knowledge
+        self.routing = routing
+        self.feedback = feedback
+
+    @property
+    def heads(self) -> dict[str, list[str]]:
+        """Head -> labels of the served model."""
+        model = self.classifier.model
+        if model is None:
+            raise ModelNotReadyError("the model is still loading; retry in a few seconds")
+        return {head: list(labels) for head, labels in model.bundle.heads.items()}
+
+    async def classify(self, ticket: TicketSnapshot) -> tuple[str, TicketPrediction]:
+        if not self.classifier.ready:
+            raise ModelNotReadyError("the model is still loading; retry in a few seconds")
+        if not ticket.body.strip() and not ticket.subject.strip():
+            raise InputError(f"ticket {ticket.ticket_id}: expected a subject or body, found none")
+        text_limit = self.settings.max_text_chars
+        subject, body = ticket.subject[:text_limit], ticket.body[:text_limit]
+        try:
+            predictions = await self.classifier.classify(
+                [Ticket(body or subject, subject or None, ticket.language)]
+            )
+        except QueueFullError as exc:
+            raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
+        prediction_id = new_prediction_id()
+        await self.predictions.record([prediction_id], predictions, [subject], [body or subject])
+        return prediction_id, predictions[0]
+
+    async def suggest(self, ticket: TicketSnapshot) -> list[Suggestion]:
+        """Similar resolved tickets; none while the knowledge base is not ready."""
+        base = self.knowledge.base
+        if base is None:
+            return []
+        k = self.settings.knowledge.default_k
+
+        def run() -> list[Suggestion]:
+            return base.suggest(base.embed_query(ticket.subject, ticket.body), k)
+
+        return await asyncio.to_thread(run)
+
+    async def route(
+        self, prediction: TicketPrediction, prediction_id: str, ticket_ref: str, assign: bool
+    ) -> RoutingDecision:
+        return await asyncio.to_thread(
+            lambda: self.routing.route(
+                prediction, assign=assign, ticket_id=ticket_ref, prediction_id=prediction_id
+            )
+        )
+
+    async def record_feedback(
+        self,
+        prediction_id: str,
+        labels: Mapping[str, str],
+        *,
+        resolution: str | None,
+        agent: str | None,
+        source_id: str,
+        source_system: str,
+    ) -> str:
+        """Store feedback; with a resolution the ticket joins the knowledge base. Returns what
+        happened to the knowledge entry, in words."""
+        prediction = await asyncio.to_thread(self.predictions.get, prediction_id)
+        if prediction is None:
+            return "no feedback: the prediction is no longer stored (retention)"
+        kept = {head: label for head, label in labels.items() if head in prediction.labels}
+        await asyncio.to_thread(
+            self.feedback.add,
+            FeedbackInput(prediction_id, kept, resolution=resolution, agent=agent),
+        )
+        if not (resolution and resolution.strip()):
+            return "no resolution given"
+        if prediction.body is None:
+            return "not stored: ticket texts are not kept (TRIAGE_PRIVACY_REDACT_KNOWLEDGE)"
+        base = self.knowledge.base
+        if base is None:
+            return "not stored: the knowledge base is not ready"
+        entry = EntryInput(
+            source_id=source_id,
+            body=prediction.body,
+            subject=prediction.subject or "",
+            resolution=resolution,
+            labels={**prediction.labels, **kept},
+            language=prediction.language,
+            source_system=source_system,
+        )
+        results = await asyncio.to_thread(base.add, [entry])
+        return f"knowledge entry {source_id} {results[0].status}"
+
+
+def _percent(probability: float) -> str:
+    return f"{probability:.0%}"
+
+
+def render_note(
+    result: TriageResult, mapping: ConnectorMapping, change: WriteBack, unsure: list[str]
+) -> str:
+    """The internal note: predictions with confidences, routing, suggestions, what changed."""
+    prediction = result.prediction
+    lines = [
+        f"{NOTE_MARKER} model {prediction.model_name} {prediction.model_version}, "
+        f"prediction {result.prediction_id}"
+    ]
+    for head, predicted in prediction.heads.items():
+        alternatives = ", ".join(f"{label} {_percent(p)}" for label, p in predicted.alternatives)
+        shown = predicted.label
+        if head in mapping.labels:
+            shown += f" (here: {mapping.to_system(head, predicted.label)})"
+        lines.append(
+            f"{head.capitalize()}: {shown} {_percent(predicted.probability)}"
+            + (f"; then {alternatives}" if alternatives else "")
+        )
+    if result.routing and result.routing.agents:
+        ranked = ", ".join(f"{c.agent} ({c.score:.2f})" for c in result.routing.agents)
+        lines.append(f"Routing ({result.routing.policy}): {ranked}")
+    if result.suggestions:
+        lines.append("Similar resolved tickets:")
+        for suggestion in result.suggestions:
+            record = suggestion.record
+            resolution = " ".join(record.resolution.split())[:200]
+            lines.append(f"- {record.source_id} ({suggestion.score:.2f}): {resolution}")
+    if unsure:
+        details = ", ".join(
+            f"{head} {_percent(prediction.heads[head].probability)} < "
+            f"{_percent(mapping.threshold(head, 0.5))}"
+            for head in unsure
+        )
+        target = change.values.get("queue") or change.tag or "review"
+        lines.append(f"Not changed, confidence too low ({details}): sent to {target}.")
+    return "\n".join(lines)
+
+
+class ConnectorService:
+    """The cycle for one system (see the module's description)."""
+
+    def __init__(
+        self,
+        system: TicketSystem,
+        mapping: ConnectorMapping,
+        engine: TriageEngine,
+        store: ConnectorStore,
+        outbox: Outbox,
+        *,
+        dry_run: bool,
+        assign: bool,
+    ) -> None:
+        self.system = system
+        self.name = system.name
+        self.mapping = mapping
+        self.engine = engine
+        self.store = store
+        self.outbox = outbox
+        self.dry_run = dry_run
+        self.assign = assign
+
+    async def handle(self, event: TicketEvent) -> EventOutcome:
+        """Process ``event`` once; a repeated event id is answered from the first time."""
+        ticket_id = event.ticket.ticket_id
+        claimed = await asyncio.to_thread(
+            self.store.claim_event, self.name, event.event_id, ticket_id
+        )
+        if not claimed:
+            earlier = await asyncio.to_thread(self.store.event, self.name, event.event_id)
+            detail = f"event {event.event_id} was taken before"
+            if earlier is not None:
+                detail += f" ({earlier.outcome}: {earlier.detail})"
+            return EventOutcome(self.name, event.event_id, ticket_id, "duplicate", detail)
+        try:
+            outcome = await self._process(event)
+        except BaseException:
+            # Forget the claim, so that the system's retry of this event is processed.
+            await asyncio.to_thread(self.store.release_event, self.name, event.event_id)
+            raise
+        await asyncio.to_thread(
+            self.store.finish_event, self.name, event.event_id, outcome.outcome, outcome.detail
+        )
+        logger.info(
+            "%s ticket %s, event %s: %s (%s)",
+            self.name,
+            ticket_id,
+            event.event_id,
+            outcome.outcome,
+            outcome.detail,
+        )
+        return outcome
+
+    async def poll_once(self) -> list[EventOutcome]:
+        """Triage the tickets the system's search finds that were not triaged yet."""
+        outcomes = []
+        for ticket in await self.system.poll():
+            known = await asyncio.to_thread(self.store.ticket, self.name, ticket.ticket_id)
+            if known is not None:
+                continue
+            event = TicketEvent(f"poll:{ticket.ticket_id}", ticket, created=True)
+            outcomes.append(await self.handle(event))
+        return outcomes
+
+    async def _process(self, event: TicketEvent) -> EventOutcome:
+        ticket = event.ticket
+        record = await asyncio.to_thread(self.store.ticket, self.name, ticket.ticket_id)
+        if record is not None:
+            return await self._learn(event, record)
+        if ticket.closed:
+            return self._outcome(event, "ignored", "closed, and never triaged by the connector")
+        if event.created is False:
+            return self._outcome(
+                event, "ignored", "a change of a ticket the connector did not triage"
+            )
+        return await self._triage(event)
+
+    def _outcome(
+        self, event: TicketEvent, outcome: str, detail: str, **extra: Any
+    ) -> EventOutcome:
+        return EventOutcome(
+            self.name, event.event_id, event.ticket.ticket_id, outcome, detail, **extra
+        )
+
+    async def _triage(self, event: TicketEvent) -> EventOutcome:
+        ticket = event.ticket
+        prediction_id, prediction = await self.engine.classify(ticket)
+        suggestions = await self.engine.suggest(ticket)
+        thresholds = {head: self.engine.settings.threshold(head) for head in prediction.heads}
+        unsure = self.mapping.unsure_heads(prediction, thresholds)
+        assign = self.assign and "assignee" in self.mapping.write and not unsure
+        reference = f"{self.name}:{ticket.ticket_id}"
+        routing = await self.engine.route(
+            prediction, prediction_id, reference, assign and not self.dry_run
+        )
+        result = TriageResult(prediction_id, prediction, suggestions, routing)
+        change = self._decide(result, unsure, assign)
+
+        if self.dry_run:
+            logger.info(
+                "dry run: %s ticket %s: would write %s",
+                self.name,
+                ticket.ticket_id,
+                change.describe(ticket),
+            )
+            written: dict[str, Any] = {}
+        else:
+            written = await self.system.write(ticket, change)
+        # What the ticket shows now: what was written, or in dry run what it had.
+        after = {} if self.dry_run else change.values
+        seen = {
+            head: value
+            for head in MAPPED_HEADS
+            if (value := after.get(head) or ticket.values.get(head))
+        }
+        written_fields: dict[str, Any] = {}
+        if not self.dry_run:
+            written_fields = {**change.values, **written}
+            if change.assignee:
+                written_fields["assignee"] = change.assignee
+            if change.tag:
+                written_fields["tag"] = change.tag
+        await asyncio.to_thread(
+            self.store.add_ticket,
+            self.name,
+            ticket.ticket_id,
+            prediction_id,
+            written_fields,
+            seen,
+            dry_run=self.dry_run,
+            review=change.review,
+        )
+        payload = self._result(ticket, result, change, written_fields)
+        await asyncio.to_thread(self.outbox.enqueue, "ticket.triaged", payload)
+
+        outcome = "dry-run" if self.dry_run else "review" if change.review else "triaged"
+        return self._outcome(
+            event, outcome, change.describe(ticket), prediction_id=prediction_id, result=payload
+        )
+
+    def _decide(self, result: TriageResult, unsure: list[str], assign: bool) -> WriteBack:
+        mapping = self.mapping
+        if unsure:
+            values = (
+                {"queue": mapping.review.queue}
+                if mapping.review.queue and "queue" in mapping.write
+                else {}
+            )
+            change = WriteBack(values, None, None, mapping.review.tag, True)
+        else:
+            values = {
+                head: mapping.to_system(head, result.prediction.heads[head].label)
+                for head in mapping.labels
+                if head in mapping.write and head in result.prediction.heads
+            }
+            assignment = result.routing.assignment if result.routing else None
+            assignee = mapping.agent(assignment.agent) if assign and assignment else None
+            if assign and not self.dry_run and assignment is None:
+                logger.info("%s: routing found no agent with a free slot", self.name)
+            if assign and self.dry_run and result.routing and result.routing.agents:
+                assignee = mapping.agent(result.routing.agents[0].agent)
+            change = WriteBack(values, assignee, None, None, False)
+        if "note" not in mapping.write:
+            return change
+        note = render_note(result, mapping, change, unsure)
+        return WriteBack(change.values, change.assignee, note, change.tag, change.review)
+
+    def _result(
+        self,
+        ticket: TicketSnapshot,
+        result: TriageResult,
+        change: WriteBack,
+        written: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        prediction = result.prediction
+        return {
+            "system": self.name,
+            "ticket_id": ticket.ticket_id,
+            "prediction_id": result.prediction_id,
+            "model": {"name": prediction.model_name, "version": prediction.model_version},
+            "language": prediction.language,
+            "labels": {
+                head: {"label": p.label, "probability": round(p.probability, 6)}
+                for head, p in prediction.heads.items()
+            },
+            "review": change.review,
+            "dry_run": self.dry_run,
+            "written": dict(written),
+            "would_write": {**change.values, "assignee": change.assignee, "tag": change.tag},
+            "routing": [c.agent for c in result.routing.agents] if result.routing else [],
+            "suggestions": [
+                {"source_id": s.record.source_id, "score": round(s.score, 6)}
+                for s in result.suggestions
+            ],
+        }
+
+    async def _learn(self, event: TicketEvent, record: TriagedTicket) -> EventOutcome:
+        ticket = event.ticket
+        current = {
+            head: value for head in self.mapping.labels if (value := ticket.values.get(head))
+        }
+        changed = {
+            head: value
+            for head, value in current.items()
+            if value.casefold() != str(record.seen.get(head, "")).casefold()
+        }
+        closing = ticket.closed and record.closed_at is None
+        extra = {"prediction_id": record.prediction_id}
+        if not changed and not closing:
+            if not record.dry_run and record.written and all(
+                current.get(head) == value
+                for head, value in record.written.items()
+                if head in self.mapping.labels
+            ):
+                return self._outcome(
+                    event, "echo", "shows what the connector wrote; ignored", **extra
+                )
+            return self._outcome(event, "unchanged", "no change of queue or priority", **extra)
+
+        corrected = {
+            head: label
+            for head, value in changed.items()
+            if (label := self.mapping.to_model(head, value)) is not None
+        }
+        unmapped = sorted(set(changed) - set(corrected))
+        labels = dict(corrected)
+        if closing:
+            labels = {
+                head: label
+                for head, value in current.items()
+                if (label := self.mapping.to_model(head, value)) is not None
+            }
+        await asyncio.to_thread(self.store.update_seen, self.name, ticket.ticket_id, current,
+                                closing)
+        if not labels and not closing:
+            names = {head: changed[head] for head in unmapped}
+            return self._outcome(
+                event,
+                "unmapped",
+                f"moved to {names}, which the mapping {self.mapping.source} does not name; "
+                "no feedback",
+                **extra,
+            )
+        knowledge = await self.engine.record_feedback(
+            record.prediction_id,
+            labels,
+            resolution=ticket.resolution if closing else None,
+            agent=ticket.actor,
+            source_id=f"{self.name}:{ticket.ticket_id}",
+            source_system=self.name,
+        )
+        if closing:
+            return self._outcome(
+                event, "closed", f"feedback {labels}; {knowledge}", **extra
+            )
+        return self._outcome(event, "feedback", f"corrected {corrected}", **extra)
