@@ -29,7 +29,7 @@ from service.settings import (
     ZammadSettings,
 )
 
-__all__ = ["SYSTEMS", "ConnectorHub"]
+__all__ = ["SYSTEMS", "ConnectorHub", "check_mappings"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ _VARIABLES = {
     "jira": "TRIAGE_JIRA_ENABLED",
     "webhook": "TRIAGE_WEBHOOK_INBOUND_ENABLED",
 }
+
+
+def check_mappings(settings: Settings, heads: Mapping[str, Sequence[str]]) -> None:
+    """Read the mapping file of every enabled system against the model's ``heads``; the
+    first that does not fit raises ``MappingError`` naming the file and the label."""
+    connectors = settings.connectors
+    for system in (connectors.zammad, connectors.otobo, connectors.jira):
+        if system.enabled:
+            ConnectorMapping.from_yaml(system.mapping, heads)
 
 
 class ConnectorHub:

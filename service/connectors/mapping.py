@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from service.errors import ServiceError
 from service.inference.classifier import TicketPrediction
 
 __all__ = ["MAPPED_HEADS", "WRITABLE", "ConnectorMapping", "MappingError", "ReviewTarget"]
@@ -38,8 +39,11 @@ WRITABLE = ("queue", "priority", "note", "assignee")
 _KEYS = ("labels", "write", "min_confidence", "review", "agents", "closed_states", "options")
 
 
-class MappingError(ValueError):
-    """A mapping file does not fit the model or is malformed; the message names the file."""
+class MappingError(ServiceError, ValueError):
+    """A mapping file does not fit the model or is malformed; the message names the file.
+    Raised at start-up; at run time (another model was loaded) the connector answers 503."""
+
+    status_code = 503
 
 
 @dataclass(frozen=True)

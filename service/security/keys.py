@@ -27,9 +27,17 @@ __all__ = ["SCOPES", "ApiKeyError", "ApiKeyStore", "KeyIdentity", "KeyInfo", "Ne
 
 #: ``predict``: classify, suggest, route (without assigning) and read; ``knowledge:write``:
 #: add and delete knowledge entries; ``routing:write``: assign tickets, close assignments,
-#: set agents' availability; ``feedback:write``: post agents' feedback; ``admin``: everything,
-#: including teams, agents' profiles, model reloads, promotion and rollback.
-SCOPES = ("predict", "knowledge:write", "routing:write", "feedback:write", "admin")
+#: set agents' availability; ``feedback:write``: post agents' feedback; ``connectors:write``:
+#: poll ticket systems and replay outbound webhooks; ``admin``: everything, including teams,
+#: agents' profiles, model reloads, promotion and rollback.
+SCOPES = (
+    "predict",
+    "knowledge:write",
+    "routing:write",
+    "feedback:write",
+    "connectors:write",
+    "admin",
+)
 _KEY = re.compile(r"^tt_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
 
 
