@@ -29,7 +29,7 @@ from service.settings import (
     ZammadSettings,
 )
 
-__all__ = ["SYSTEMS", "ConnectorHub", "check_mappings"]
+__all__ = ["SYSTEMS", "ConnectorHub", "check_mappings", "read_mapping"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,24 @@ _VARIABLES = {
 }
 
 
+def read_mapping(settings: SystemSettings, heads: Mapping[str, Sequence[str]]) -> ConnectorMapping:
+    """A system's mapping file, checked against the model's ``heads`` and the system."""
+    mapping = ConnectorMapping.from_yaml(settings.mapping, heads)
+    if isinstance(settings, OtoboSettings) and mapping.review.tag:
+        raise MappingError(
+            f"{mapping.source}: review.tag: OTOBO and Znuny tickets have no tags; name a "
+            "review queue (review.queue) instead"
+        )
+    return mapping
+
+
 def check_mappings(settings: Settings, heads: Mapping[str, Sequence[str]]) -> None:
     """Read the mapping file of every enabled system against the model's ``heads``; the
     first that does not fit raises ``MappingError`` naming the file and the label."""
     connectors = settings.connectors
     for system in (connectors.zammad, connectors.otobo, connectors.jira):
         if system.enabled:
-            ConnectorMapping.from_yaml(system.mapping, heads)
+            read_mapping(system, heads)
 
 
 class ConnectorHub:
@@ -79,7 +90,7 @@ class ConnectorHub:
         for settings in (connectors.zammad, connectors.otobo, connectors.jira):
             if not settings.enabled:
                 continue
-            mapping = ConnectorMapping.from_yaml(settings.mapping, heads)
+            mapping = read_mapping(settings, heads)
             system = self._system(settings, mapping)
             name = system.name
             built[name] = self._service(system, mapping, settings.dry_run, settings.assign)
@@ -104,11 +115,6 @@ class ConnectorHub:
         if isinstance(settings, ZammadSettings):
             return ZammadSystem(settings, mapping, self._transports.get("zammad"))
         if isinstance(settings, OtoboSettings):
-            if mapping.review.tag:
-                raise MappingError(
-                    f"{mapping.source}: review.tag: OTOBO and Znuny tickets have no tags; "
-                    "name a review queue (review.queue) instead"
-                )
             return OtoboSystem(settings, mapping, self._transports.get("otobo"))
         assert isinstance(settings, JiraSettings)
         return JiraSystem(settings, mapping, self._transports.get("jira"))

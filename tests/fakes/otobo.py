@@ -165,7 +165,10 @@ class FakeOtobo(FakeServer):
                 )
         self.writes.append(data)
         ticket.update(fields)
-        answer: dict[str, Any] = {"TicketID": str(ticket_id), "TicketNumber": ticket["TicketNumber"]}
+        answer: dict[str, Any] = {
+            "TicketID": str(ticket_id),
+            "TicketNumber": ticket["TicketNumber"],
+        }
         if article is not None:
             answer["ArticleID"] = self._article(
                 ticket_id,
