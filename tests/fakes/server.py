@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["FakeServer", "Reply", "Request"]
@@ -110,7 +110,7 @@ class FakeServer:
         regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"[^/]+", pattern) + "$")
         return [r for r in self.requests if r.method == method and regex.match(r.path)]
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
