@@ -103,7 +103,7 @@ class FakeJira(FakeServer):
         payload: dict[str, Any] = {
             "timestamp": 1764842400000,
             "webhookEvent": event,
-            "issue_event_type_name": event.split(":")[1],
+            "issue_event_type_name": event.split(":")[-1],
             "user": {"accountId": user},
             "issue": issue,
         }
