@@ -17,11 +17,11 @@ from service.__main__ import main
 from service.connectors import Outbox
 from service.connectors.webhooks import SIGNATURE_HEADER, sign, verify_signature
 from service.errors import UnauthorizedError
-from service.settings import ConnectorSettings, WebhookSettings
+from service.settings import AuthSettings, ConnectorSettings, WebhookSettings
 from service.storage import create_database_engine, upgrade_schema
 from tests.connector_apps import connector_client, wait_for
 from tests.fakes import FakeServer, Reply, Request
-from tests.servers import free_port
+from tests.servers import create_keys, free_port
 
 INBOUND, OUTBOUND = "inbound-secret-8c1d5e2f", "outbound-secret-2a9b7c4e"
 TICKET = {"id": "T-1", "subject": "VPN down", "body": "The VPN drops every five minutes."}
@@ -236,3 +236,25 @@ def test_a_delivery_stored_while_the_receiver_is_down_survives_a_restart(
 
     assert delivered == 1 and json.loads(receiver.received[0].body) == {"ticket_id": "T-9"}
     assert record is not None and record.status == "delivered" and record.attempts == 2
+
+
+def test_webhooks_need_no_api_key_but_the_other_routes_need_their_scope(
+    trained: Path, tmp_path: Path, receiver: Receiver
+) -> None:
+    keys = create_keys(tmp_path, {"reader": ["predict"], "operator": ["connectors:write"]})
+    auth = AuthSettings(enabled=True, cache_s=0)
+
+    with connector_client(
+        trained, tmp_path, webhook_settings(receiver), auth=auth, **CONFIDENT
+    ) as client:
+        event = post(client, created("evt-auth"))
+        anonymous = client.get("/v1/connectors/deliveries")
+        reader = client.get(
+            "/v1/connectors/deliveries", headers={"Authorization": f"Bearer {keys['reader']}"}
+        )
+        operator = client.get(
+            "/v1/connectors/deliveries", headers={"Authorization": f"Bearer {keys['operator']}"}
+        )
+
+    assert event.status_code == 200, event.text
+    assert (anonymous.status_code, reader.status_code, operator.status_code) == (401, 403, 200)
