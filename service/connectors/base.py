@@ -93,6 +93,8 @@ class WriteBack:
     def describe(self, before: TicketSnapshot) -> str:
         parts = [
             f"{head} {before.values.get(head)!r} -> {value!r}"
+            if before.values.get(head) != value
+            else f"{head} {value!r} (unchanged)"
             for head, value in self.values.items()
         ]
         if self.assignee:
@@ -171,14 +173,6 @@ class TriageEngine:
         self.knowledge = knowledge
         self.routing = routing
         self.feedback = feedback
-
-    @property
-    def heads(self) -> dict[str, list[str]]:
-        """Head -> labels of the served model."""
-        model = self.classifier.model
-        if model is None:
-            raise ModelNotReadyError("the model is still loading; retry in a few seconds")
-        return {head: list(labels) for head, labels in model.bundle.heads.items()}
 
     async def classify(self, ticket: TicketSnapshot) -> tuple[str, TicketPrediction]:
         if not self.classifier.ready:

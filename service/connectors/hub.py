@@ -9,7 +9,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from sqlalchemy import Engine
 
 from service.connectors.base import ConnectorService, EventOutcome, TicketSystem, TriageEngine
@@ -69,14 +68,12 @@ class ConnectorHub:
         settings: Settings,
         engine: Engine,
         triage: TriageEngine,
-        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         self.settings = settings
         self.store = ConnectorStore(engine)
         self.outbox = Outbox(engine, settings.connectors.webhooks)
         self.triage = triage
         self.services: dict[str, ConnectorService] = {}
-        self._transports = dict(transports or {})
         self._polls: list[asyncio.Task[None]] = []
 
     def system_settings(self, name: str) -> SystemSettings | None:
@@ -113,11 +110,11 @@ class ConnectorHub:
 
     def _system(self, settings: SystemSettings, mapping: ConnectorMapping) -> TicketSystem:
         if isinstance(settings, ZammadSettings):
-            return ZammadSystem(settings, mapping, self._transports.get("zammad"))
+            return ZammadSystem(settings, mapping)
         if isinstance(settings, OtoboSettings):
-            return OtoboSystem(settings, mapping, self._transports.get("otobo"))
+            return OtoboSystem(settings, mapping)
         assert isinstance(settings, JiraSettings)
-        return JiraSystem(settings, mapping, self._transports.get("jira"))
+        return JiraSystem(settings, mapping)
 
     def _service(
         self, system: TicketSystem, mapping: ConnectorMapping, dry_run: bool, assign: bool

@@ -58,7 +58,6 @@ class JiraSystem:
         self,
         settings: JiraSettings,
         mapping: ConnectorMapping,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.mapping = mapping
@@ -70,7 +69,6 @@ class JiraSystem:
                 auth=(settings.email, settings.api_token),
                 headers={"Accept": "application/json"},
                 timeout=settings.timeout_s,
-                transport=transport,
             ),
         )
 

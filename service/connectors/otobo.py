@@ -55,14 +55,13 @@ class OtoboSystem:
         self,
         settings: OtoboSettings,
         mapping: ConnectorMapping,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.mapping = mapping
         base = settings.url.rstrip("/") + "/" + settings.webservice.strip("/")
         self.http = SystemClient(
             self.name,
-            httpx.AsyncClient(base_url=base, timeout=settings.timeout_s, transport=transport),
+            httpx.AsyncClient(base_url=base, timeout=settings.timeout_s),
         )
         self._session: str | None = None
 

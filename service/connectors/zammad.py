@@ -41,7 +41,6 @@ class ZammadSystem:
         self,
         settings: ZammadSettings,
         mapping: ConnectorMapping,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.mapping = mapping
@@ -51,7 +50,6 @@ class ZammadSystem:
                 base_url=settings.url.rstrip("/"),
                 headers={"Authorization": f"Token token={settings.token}"},
                 timeout=settings.timeout_s,
-                transport=transport,
             ),
         )
 
