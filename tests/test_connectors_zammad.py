@@ -219,3 +219,22 @@ def test_polling_triages_new_tickets_once(confident: TestClient[Any], zammad: Fa
     assert {o["outcome"] for o in polled} == {"triaged"}
     assert again == []  # each was triaged once; a new poll finds nothing new
     assert zammad.calls("GET", "/api/v1/tickets/search")[-1].arg("query") == "state.name:new"
+
+
+def test_a_refused_write_is_a_502_and_the_systems_retry_is_processed(
+    confident: TestClient[Any], zammad: FakeZammad
+) -> None:
+    ticket_id = zammad.create_ticket(*TICKET)
+    body, headers = zammad.webhook(ticket_id, SECRET)
+    groups, zammad.groups = zammad.groups, set()  # Zammad no longer knows the groups
+
+    try:
+        refused = confident.post("/v1/connectors/zammad/events", content=body, headers=headers)
+    finally:
+        zammad.groups = groups
+    retried = confident.post("/v1/connectors/zammad/events", content=body, headers=headers)
+
+    assert refused.status_code == 502
+    assert "expected HTTP 200, found 422" in refused.json()["detail"]
+    assert "No lookup value found for 'group'" in refused.json()["detail"]
+    assert retried.status_code == 200 and retried.json()["outcome"] == "triaged"

@@ -393,17 +393,9 @@ class ConnectorService:
         result = TriageResult(prediction_id, prediction, suggestions, routing)
         change = self._decide(result, unsure, assign)
 
-        if self.dry_run:
-            logger.info(
-                "dry run: %s ticket %s: would write %s",
-                self.name,
-                ticket.ticket_id,
-                change.describe(ticket),
-            )
-            written: dict[str, Any] = {}
-        else:
-            written = await self.system.write(ticket, change)
-        # What the ticket shows now: what was written, or in dry run what it had.
+        # Remembered before writing, with the values about to be written: the echo of the
+        # write may arrive before the write returns, and a second event for the same new
+        # ticket must not write again.
         after = {} if self.dry_run else change.values
         seen = {
             head: value
@@ -412,13 +404,13 @@ class ConnectorService:
         }
         written_fields: dict[str, Any] = {}
         if not self.dry_run:
-            written_fields = {**change.values, **written}
+            written_fields = dict(change.values)
             if change.assignee:
                 written_fields["assignee"] = change.assignee
             if change.tag:
                 written_fields["tag"] = change.tag
-        await asyncio.to_thread(
-            self.store.add_ticket,
+        claimed = await asyncio.to_thread(
+            self.store.claim_ticket,
             self.name,
             ticket.ticket_id,
             prediction_id,
@@ -427,6 +419,29 @@ class ConnectorService:
             dry_run=self.dry_run,
             review=change.review,
         )
+        if not claimed:
+            return self._outcome(
+                event, "duplicate", "triaged by another event at the same time"
+            )
+
+        if self.dry_run:
+            logger.info(
+                "dry run: %s ticket %s: would write %s",
+                self.name,
+                ticket.ticket_id,
+                change.describe(ticket),
+            )
+        else:
+            try:
+                extra = await self.system.write(ticket, change)
+            except BaseException:
+                await asyncio.to_thread(self.store.forget_ticket, self.name, ticket.ticket_id)
+                raise
+            if extra:
+                written_fields.update(extra)
+                await asyncio.to_thread(
+                    self.store.add_written, self.name, ticket.ticket_id, extra
+                )
         payload = self._result(ticket, result, change, written_fields)
         await asyncio.to_thread(self.outbox.enqueue, "ticket.triaged", payload)
 

@@ -134,14 +134,10 @@ class ConnectorStore:
 
     def ticket(self, system: str, ticket_id: str) -> TriagedTicket | None:
         with Session(self.engine) as session:
-            row = session.scalar(
-                select(ConnectorTicket).where(
-                    ConnectorTicket.system == system, ConnectorTicket.ticket_id == ticket_id
-                )
-            )
+            row = self._ticket_row(session, system, ticket_id)
             return None if row is None else _ticket(row)
 
-    def add_ticket(
+    def claim_ticket(
         self,
         system: str,
         ticket_id: str,
@@ -151,7 +147,8 @@ class ConnectorStore:
         *,
         dry_run: bool,
         review: bool,
-    ) -> TriagedTicket:
+    ) -> bool:
+        """Remember a ticket as triaged, before its write-back; False if it already is."""
         row = ConnectorTicket(
             system=system,
             ticket_id=ticket_id,
@@ -162,20 +159,42 @@ class ConnectorStore:
             review=review,
             triaged_at=utc_now(),
         )
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_ticket(self, system: str, ticket_id: str) -> None:
+        """Undo a claim whose write-back failed, so that a retry triages the ticket again."""
         with Session(self.engine) as session, session.begin():
-            session.add(row)
-            session.flush()
-            return _ticket(row)
+            session.execute(
+                delete(ConnectorTicket).where(
+                    ConnectorTicket.system == system, ConnectorTicket.ticket_id == ticket_id
+                )
+            )
+
+    def add_written(self, system: str, ticket_id: str, written: Mapping[str, Any]) -> None:
+        """Add what the write-back answered (ids of notes) to what was written."""
+        with Session(self.engine) as session, session.begin():
+            row = self._ticket_row(session, system, ticket_id)
+            if row is not None:
+                row.written = {**row.written, **written}
+
+    @staticmethod
+    def _ticket_row(session: Session, system: str, ticket_id: str) -> ConnectorTicket | None:
+        return session.scalar(
+            select(ConnectorTicket).where(
+                ConnectorTicket.system == system, ConnectorTicket.ticket_id == ticket_id
+            )
+        )
 
     def update_seen(
         self, system: str, ticket_id: str, seen: Mapping[str, str], closed: bool
     ) -> None:
         with Session(self.engine) as session, session.begin():
-            row = session.scalar(
-                select(ConnectorTicket).where(
-                    ConnectorTicket.system == system, ConnectorTicket.ticket_id == ticket_id
-                )
-            )
+            row = self._ticket_row(session, system, ticket_id)
             if row is None:
                 return
             row.seen = {**row.seen, **seen}
