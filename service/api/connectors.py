@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.datastructures import State
@@ -21,6 +21,8 @@ from service.errors import InputError, NotFoundError
 __all__ = ["ROUTES"]
 
 DELIVERY_STATUSES = ("pending", "delivered", "dead")
+#: Ids are 64-bit integers in the database.
+DeliveryId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
 
 
 def _outcome(outcome: EventOutcome) -> dict[str, Any]:
@@ -92,7 +94,7 @@ async def list_deliveries(
     status_code=HTTP_200_OK,
     **protected("connectors:write", 404),
 )
-async def replay_delivery(state: State, delivery_id: int) -> dict[str, Any]:
+async def replay_delivery(state: State, delivery_id: DeliveryId) -> dict[str, Any]:
     """Send a dead letter again: pending with fresh attempts, the same body and delivery id."""
     outbox = state.connectors.outbox
     record = await asyncio.to_thread(outbox.get, delivery_id)

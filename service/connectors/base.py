@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 #: First line of every note the connector writes; its own notes are never a resolution.
 NOTE_MARKER = "[Ticket Triage]"
+#: Longest event id stored as it is (the column holds 255); longer ones are hashed.
+MAX_EVENT_ID = 200
 
 
 @dataclass(frozen=True)
@@ -179,8 +183,10 @@ class TriageEngine:
             raise ModelNotReadyError("the model is still loading; retry in a few seconds")
         if not ticket.body.strip() and not ticket.subject.strip():
             raise InputError(f"ticket {ticket.ticket_id}: expected a subject or body, found none")
+        # NUL cannot be stored in PostgreSQL text, and no ticket needs it.
         text_limit = self.settings.max_text_chars
-        subject, body = ticket.subject[:text_limit], ticket.body[:text_limit]
+        subject = ticket.subject.replace("\x00", "")[:text_limit]
+        body = ticket.body.replace("\x00", "")[:text_limit]
         try:
             predictions = await self.classifier.classify(
                 [Ticket(body or subject, subject or None, ticket.language)]
@@ -319,6 +325,10 @@ class ConnectorService:
 
     async def handle(self, event: TicketEvent) -> EventOutcome:
         """Process ``event`` once; a repeated event id is answered from the first time."""
+        if len(event.event_id) > MAX_EVENT_ID or "\x00" in event.event_id:
+            # Kept within the column, and still the same id for the same delivery.
+            digest = hashlib.sha256(event.event_id.encode("utf-8", "replace")).hexdigest()
+            event = dataclasses.replace(event, event_id=f"sha256:{digest}")
         ticket_id = event.ticket.ticket_id
         claimed = await asyncio.to_thread(
             self.store.claim_event, self.name, event.event_id, ticket_id

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from service.api.checks import check_no_nul
 from service.connectors.base import TicketEvent, TicketSnapshot, WriteBack
 from service.connectors.webhooks import SIGNATURE_HEADER, verify_signature
 from service.errors import InputError, UnauthorizedError
@@ -26,6 +27,7 @@ from service.settings import WebhookSettings
 __all__ = ["EVENT_TYPES", "GenericWebhookSystem"]
 
 EVENT_TYPES = ("ticket.created", "ticket.updated", "ticket.closed")
+MAX_ID = 200
 
 
 def _text(ticket: Mapping[str, Any], key: str) -> str | None:
@@ -63,6 +65,10 @@ class GenericWebhookSystem:
             raise InputError(f"event_id: expected a unique id for this event, found {event_id!r}")
         if not isinstance(ticket, dict) or ticket.get("id") in (None, ""):
             raise InputError("ticket: expected an object with an id, found none")
+        check_no_nul("ticket", ticket)
+        check_no_nul("event", {"event_id": event_id})
+        if len(event_id) > MAX_ID or len(str(ticket["id"])) > MAX_ID:
+            raise InputError(f"event_id, ticket.id: expected at most {MAX_ID} characters")
         body = _text(ticket, "body") or ""
         subject = _text(ticket, "subject") or ""
         if kind == "ticket.created" and not (body.strip() or subject.strip()):

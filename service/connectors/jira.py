@@ -16,6 +16,7 @@ names a single-select custom field (``customfield_10050``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,12 @@ __all__ = ["JiraSystem", "adf_text"]
 
 POLL_LIMIT = 50
 ISSUE_EVENTS = ("jira:issue_created", "jira:issue_updated")
+ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-\d+$")
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a field Jira left null)."""
+    return value if isinstance(value, dict) else {}
 
 
 def adf_text(document: Any) -> str:
@@ -96,11 +103,10 @@ class JiraSystem:
 
     async def _snapshot(self, issue: Mapping[str, Any], actor: str | None) -> TicketSnapshot:
         key = str(issue["key"])
-        fields = issue.get("fields") or {}
-        status = fields.get("status") or {}
-        category = (status.get("statusCategory") or {}).get("key")
+        fields = _object(issue.get("fields"))
+        category = _object(_object(fields.get("status")).get("statusCategory")).get("key")
         closed = category == "done" or bool(fields.get("resolution"))
-        priority = fields.get("priority") or {}
+        priority = _object(fields.get("priority"))
         return TicketSnapshot(
             ticket_id=key,
             subject=str(fields.get("summary") or ""),
@@ -118,8 +124,8 @@ class JiraSystem:
             f"/rest/api/3/issue/{key}/comment",
             params={"orderBy": "-created", "maxResults": 20},
         )
-        for comment in (answer or {}).get("comments", []):
-            text = adf_text(comment.get("body")).strip()
+        for comment in _object(answer).get("comments", []):
+            text = adf_text(_object(comment).get("body")).strip()
             if comment.get("jsdPublic", True) and text and not text.startswith(NOTE_MARKER):
                 return text
         return None
@@ -131,12 +137,13 @@ class JiraSystem:
         if kind not in ISSUE_EVENTS:
             return None
         issue = payload.get("issue")
-        if not isinstance(issue, dict) or "key" not in issue:
+        if not isinstance(issue, dict) or not ISSUE_KEY.match(str(issue.get("key", ""))):
             raise InputError(
-                f"body: expected a {kind} payload with issue.key, found keys {sorted(payload)}"
+                f"body: expected a {kind} payload with issue.key like SD-12, found keys "
+                f"{sorted(payload)}"
             )
-        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-        snapshot = await self._snapshot(issue, (user or {}).get("accountId"))
+        actor = _object(payload.get("user")).get("accountId")
+        snapshot = await self._snapshot(issue, str(actor) if actor else None)
         event_id = headers.get("x-atlassian-webhook-identifier") or (
             f"{kind}:{issue.get('id', issue['key'])}:{payload.get('timestamp')}"
         )
@@ -187,8 +194,12 @@ class JiraSystem:
                 "fields": f"summary,description,priority,status,resolution,{self.queue_field}",
             },
         )
-        issues = (answer or {}).get("issues", [])
-        return [await self._snapshot(issue, None) for issue in issues if "key" in issue]
+        issues = _object(answer).get("issues", [])
+        return [
+            await self._snapshot(issue, None)
+            for issue in issues
+            if ISSUE_KEY.match(str(_object(issue).get("key", "")))
+        ]
 
     async def close(self) -> None:
         await self.http.close()

@@ -159,10 +159,10 @@ class OtoboSystem:
         self, headers: Mapping[str, str], payload: dict[str, Any]
     ) -> TicketEvent | None:
         ticket_id = _ticket_id(payload)
-        if ticket_id is None:
+        if ticket_id is None or not ticket_id.isdigit():
             raise InputError(
-                "body: expected the invoker's data with a TicketID (at the top, in Event or "
-                f"in Ticket), found keys {sorted(payload)}"
+                "body: expected the invoker's data with a numeric TicketID (at the top, in "
+                f"Event or in Ticket), found keys {sorted(payload)}"
             )
         name = _event_name(payload)
         snapshot, changed = await self.get(ticket_id)

@@ -71,9 +71,9 @@ class ZammadSystem:
         self, headers: Mapping[str, str], payload: dict[str, Any]
     ) -> TicketEvent | None:
         ticket = payload.get("ticket")
-        if not isinstance(ticket, dict) or ticket.get("id") is None:
+        if not isinstance(ticket, dict) or not str(ticket.get("id", "")).isdigit():
             raise InputError(
-                "body: expected Zammad's webhook payload {\"ticket\": {\"id\": ...}, "
+                "body: expected Zammad's webhook payload {\"ticket\": {\"id\": <number>, ...}, "
                 f"\"article\": {{...}}}}, found keys {sorted(payload)}"
             )
         article = payload.get("article") if isinstance(payload.get("article"), dict) else None
