@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from service.__main__ import main
 from service.inference.bundle import ModelBundle
 from service.settings import ConnectorSettings, ZammadSettings
-from tests.connector_apps import connector_client, mapping_file, route_everything_to
+from tests.connector_apps import connector_client, mapping_file, route_everything_to, wait_for
 from tests.fakes import FakeZammad
 
 TOKEN = "zammad-token-6f1c2a9d8e"
@@ -238,3 +239,63 @@ def test_a_refused_write_is_a_502_and_the_systems_retry_is_processed(
     assert "expected HTTP 200, found 422" in refused.json()["detail"]
     assert "No lookup value found for 'group'" in refused.json()["detail"]
     assert retried.status_code == 200 and retried.json()["outcome"] == "triaged"
+
+
+def test_the_whole_cycle_on_each_database(
+    trained: Path, tmp_path: Path, zammad: FakeZammad, database_url: str
+) -> None:
+    mapping = mapping_file(tmp_path, "zammad", 0.0)
+    ticket_id = zammad.create_ticket(*TICKET)
+
+    with connector_client(
+        trained, tmp_path, settings(zammad, mapping), database_url=database_url
+    ) as client:
+        prediction_id = deliver(client, zammad, ticket_id)["prediction_id"]
+        echo = deliver(client, zammad, ticket_id)
+        zammad.agent_update(ticket_id, group="Sales")
+        moved = deliver(client, zammad, ticket_id)
+        zammad.agent_close(ticket_id, "Sent the sales team's offer.")
+        closed = deliver(client, zammad, ticket_id)
+        feedback = client.app.state.feedback.for_prediction(prediction_id)
+
+    assert [echo["outcome"], moved["outcome"], closed["outcome"]] == ["echo", "feedback", "closed"]
+    assert [f.labels["queue"] for f in feedback] == ["Sales and Pre-Sales"] * 2
+
+
+def test_the_background_poll_triages_without_a_webhook(
+    trained: Path, tmp_path: Path, zammad: FakeZammad
+) -> None:
+    mapping = mapping_file(tmp_path, "zammad", 0.0)
+    ticket_id = zammad.create_ticket(*TICKET)
+
+    with connector_client(
+        trained, tmp_path, settings(zammad, mapping, poll_interval_s=0.1)
+    ) as client:
+        wait_for(lambda: zammad.writes_for(ticket_id))
+        status = client.get("/v1/connectors").json()
+
+    assert status["zammad"]["enabled"] is True and status["zammad"]["events"]["triaged"] >= 1
+
+
+def test_the_command_line_polls_once(
+    trained: Path, tmp_path: Path, zammad: FakeZammad, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mapping = mapping_file(tmp_path, "zammad", 0.0)
+    ticket_id = zammad.create_ticket(*TICKET)
+    for name, value in {
+        "TRIAGE_MODEL_DIR": str(trained),
+        "TRIAGE_DATA_DIR": str(tmp_path),
+        "TRIAGE_PROVIDER": "cpu",
+        "TRIAGE_KNOWLEDGE_EMBEDDER": "bundle",
+        "TRIAGE_ZAMMAD_ENABLED": "true",
+        "TRIAGE_ZAMMAD_URL": zammad.url,
+        "TRIAGE_ZAMMAD_TOKEN": TOKEN,
+        "TRIAGE_ZAMMAD_MAPPING": str(mapping),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    assert main(["connectors", "poll", "zammad", "--once"]) == 0
+
+    assert f"{ticket_id}  triaged" in capsys.readouterr().out
+    assert zammad.writes_for(ticket_id)
