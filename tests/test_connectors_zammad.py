@@ -299,3 +299,19 @@ def test_the_command_line_polls_once(
 
     assert f"{ticket_id}  triaged" in capsys.readouterr().out
     assert zammad.writes_for(ticket_id)
+
+
+def test_the_note_lists_similar_resolved_tickets(
+    confident: TestClient[Any], zammad: FakeZammad
+) -> None:
+    solved = zammad.create_ticket(*TICKET)
+    deliver(confident, zammad, solved)
+    zammad.agent_close(solved, "Updated the VPN client to 5.2; the drops stopped.")
+    deliver(confident, zammad, solved)
+
+    similar = zammad.create_ticket(*TICKET)
+    deliver(confident, zammad, similar)
+
+    note = next(b for _, path, b in zammad.writes_for(similar) if "articles" in path)["body"]
+    assert "Similar resolved tickets:" in note
+    assert f"zammad:{solved}" in note and "Updated the VPN client to 5.2" in note

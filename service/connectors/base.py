@@ -263,7 +263,10 @@ def _percent(probability: float) -> str:
 
 
 def render_note(
-    result: TriageResult, mapping: ConnectorMapping, change: WriteBack, unsure: list[str]
+    result: TriageResult,
+    mapping: ConnectorMapping,
+    change: WriteBack,
+    unsure: Mapping[str, float],
 ) -> str:
     """The internal note: predictions with confidences, routing, suggestions, what changed."""
     prediction = result.prediction
@@ -292,8 +295,8 @@ def render_note(
     if unsure:
         details = ", ".join(
             f"{head} {_percent(prediction.heads[head].probability)} < "
-            f"{_percent(mapping.threshold(head, 0.5))}"
-            for head in unsure
+            f"{_percent(threshold)}"
+            for head, threshold in unsure.items()
         )
         target = change.values.get("queue") or change.tag or "review"
         lines.append(f"Not changed, confidence too low ({details}): sent to {target}.")
@@ -394,7 +397,10 @@ class ConnectorService:
         prediction_id, prediction = await self.engine.classify(ticket)
         suggestions = await self.engine.suggest(ticket)
         thresholds = {head: self.engine.settings.threshold(head) for head in prediction.heads}
-        unsure = self.mapping.unsure_heads(prediction, thresholds)
+        unsure = {
+            head: self.mapping.threshold(head, thresholds[head])
+            for head in self.mapping.unsure_heads(prediction, thresholds)
+        }
         assign = self.assign and "assignee" in self.mapping.write and not unsure
         reference = f"{self.name}:{ticket.ticket_id}"
         routing = await self.engine.route(
@@ -460,7 +466,9 @@ class ConnectorService:
             event, outcome, change.describe(ticket), prediction_id=prediction_id, result=payload
         )
 
-    def _decide(self, result: TriageResult, unsure: list[str], assign: bool) -> WriteBack:
+    def _decide(
+        self, result: TriageResult, unsure: Mapping[str, float], assign: bool
+    ) -> WriteBack:
         mapping = self.mapping
         if unsure:
             values = (
