@@ -164,6 +164,7 @@ def test_failed_deliveries_are_retried_then_dead_lettered_then_replayed(
     [dead] = deliveries("dead")
     assert dead["attempts"] == 3 and "HTTP 503" in dead["last_error"]
     assert dead["payload"]["ticket_id"] == "T-1"
+    assert client.get("/v1/connectors").json()["outbound"]["dead"] == 1
 
     receiver.failures = 0
     replayed = client.post(f"/v1/connectors/deliveries/{dead['id']}/replay")

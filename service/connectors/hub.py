@@ -162,10 +162,10 @@ class ConnectorHub:
                     events=self.store.outcomes(name),
                 )
             answer[name] = entry
+        counts = self.outbox.counts()
         answer["outbound"] = {
             "enabled": self.outbox.enabled,
-            "dead": len(self.outbox.deliveries("dead", limit=10_000)),
-            "pending": len(self.outbox.deliveries("pending", limit=10_000)),
+            **{status: counts.get(status, 0) for status in ("pending", "delivered", "dead")},
         }
         return answer
 

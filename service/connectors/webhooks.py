@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import UnauthorizedError
@@ -176,6 +176,12 @@ class Outbox:
             query = query.where(WebhookDelivery.status == status)
         with Session(self.engine) as session:
             return [_record(row) for row in session.scalars(query)]
+
+    def counts(self) -> dict[str, int]:
+        """Deliveries per status."""
+        query = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+        with Session(self.engine) as session:
+            return {status: int(count) for status, count in session.execute(query)}
 
     def get(self, delivery_id: int) -> DeliveryRecord | None:
         with Session(self.engine) as session:
