@@ -148,7 +148,7 @@ def test_a_payload_without_a_ticket_id_is_a_clear_400(
     )
 
     assert answer.status_code == 400
-    assert "expected the invoker's data with a TicketID" in answer.json()["detail"]
+    assert "expected the invoker's data with a numeric TicketID" in answer.json()["detail"]
 
 
 def test_polling_searches_new_tickets_and_logs_no_session(

@@ -180,8 +180,9 @@ def test_dry_run_writes_nothing_and_logs_what_it_would_change(
 
     assert outcome["outcome"] == "dry-run"
     assert zammad.writes_for(ticket_id) == []
-    assert f"dry run: zammad ticket {ticket_id}: would write " in caplog.text
-    assert "queue 'Users' -> '" in caplog.text and "internal note" in caplog.text
+    [line] = [m for m in caplog.messages if m.startswith(f"dry run: zammad ticket {ticket_id}:")]
+    assert "would write" in line and "internal note" in line
+    assert "queue 'Users'" in line and "priority '2 normal'" in line
     assert correction["outcome"] == "feedback"  # dry run still learns from agents
 
 
