@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
@@ -16,6 +17,7 @@ from service.inference.bundle import ModelBundle
 from service.settings import ConnectorSettings, ZammadSettings
 from tests.connector_apps import connector_client, mapping_file, route_everything_to, wait_for
 from tests.fakes import FakeZammad
+from tests.servers import free_port, running_server, server_environment
 
 TOKEN = "zammad-token-6f1c2a9d8e"
 SECRET = "zammad-signature-token-0b7e"
@@ -316,3 +318,33 @@ def test_the_note_lists_similar_resolved_tickets(
     note = next(b for _, path, b in zammad.writes_for(similar) if "articles" in path)["body"]
     assert "Similar resolved tickets:" in note
     assert f"zammad:{solved}" in note and "Updated the VPN client to 5.2" in note
+
+
+def test_a_server_configured_from_the_environment_runs_the_cycle(
+    trained: Path, tmp_path: Path, zammad: FakeZammad
+) -> None:
+    mapping = mapping_file(tmp_path, "zammad", 0.0)
+    ticket_id = zammad.create_ticket(*TICKET)
+    environment = server_environment(
+        trained,
+        free_port(),
+        tmp_path,
+        TRIAGE_LOG_LEVEL="INFO",
+        TRIAGE_KNOWLEDGE_EMBEDDER="bundle",
+        TRIAGE_ZAMMAD_ENABLED="true",
+        TRIAGE_ZAMMAD_URL=zammad.url,
+        TRIAGE_ZAMMAD_TOKEN=TOKEN,
+        TRIAGE_ZAMMAD_WEBHOOK_SECRET=SECRET,
+        TRIAGE_ZAMMAD_MAPPING=str(mapping),
+    )
+
+    with running_server(environment, tmp_path / "server.log") as server:
+        body, headers = zammad.webhook(ticket_id, SECRET)
+        answer = httpx.post(
+            f"{server.url}/v1/connectors/zammad/events", content=body, headers=headers, timeout=30
+        )
+        log = server.output()
+
+    assert answer.status_code == 200 and answer.json()["outcome"] == "triaged", answer.text
+    assert zammad.writes_for(ticket_id)
+    assert "connector zammad:" in log and TOKEN not in log and SECRET not in log
