@@ -186,3 +186,17 @@ def test_polling_runs_the_jql_search(client: TestClient[Any], jira: FakeJira) ->
 def test_rich_text_is_read_as_plain_text() -> None:
     assert adf_text(adf("Black screen")).strip() == "Black screen"
     assert adf_text("wiki *text*") == "wiki *text*"
+
+
+def test_a_queue_field_jira_does_not_have_shows_as_jiras_400(
+    trained: Path, tmp_path: Path, jira: FakeJira
+) -> None:
+    mapping = mapping_file(tmp_path, "jira", 0.0, options={"queue_field": "customfield_10050"})
+    key = jira.create_issue(*ISSUE)
+
+    with connector_client(trained, tmp_path, settings(jira, mapping)) as client:
+        body, headers = jira.webhook(key, "jira:issue_created", SECRET)
+        answer = client.post("/v1/connectors/jira/events", content=body, headers=headers)
+
+    assert answer.status_code == 502
+    assert "customfield_10050" in answer.json()["detail"] and "found 400" in answer.text

@@ -3,6 +3,7 @@ group/priority/owner and an internal note written back, agents' edits turned int
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -348,3 +349,19 @@ def test_a_server_configured_from_the_environment_runs_the_cycle(
     assert answer.status_code == 200 and answer.json()["outcome"] == "triaged", answer.text
     assert zammad.writes_for(ticket_id)
     assert "connector zammad:" in log and TOKEN not in log and SECRET not in log
+
+
+def test_a_wrong_token_shows_as_the_systems_401(
+    trained: Path, tmp_path: Path, zammad: FakeZammad
+) -> None:
+    mapping = mapping_file(tmp_path, "zammad", 0.0)
+    ticket_id = zammad.create_ticket(*TICKET)
+    wrong = settings(zammad, mapping)
+    wrong = ConnectorSettings(zammad=dataclasses.replace(wrong.zammad, token="expired-token"))
+
+    with connector_client(trained, tmp_path, wrong) as client:
+        body, headers = zammad.webhook(ticket_id, SECRET)
+        answer = client.post("/v1/connectors/zammad/events", content=body, headers=headers)
+
+    assert answer.status_code == 502
+    assert "found 401" in answer.json()["detail"] and "expired-token" not in answer.text
