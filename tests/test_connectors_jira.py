@@ -21,8 +21,16 @@ from tests.fakes.jira import adf
 EMAIL, API_TOKEN, SECRET = "triage@example.com", "jira-api-token-5d2e9b", "jira-webhook-secret-41c"
 ANNA = "5b10a2844c20165700ede21g"
 COMPONENTS = [
-    "Technical Support", "Product Support", "Customer Service", "IT Help", "Billing",
-    "Returns", "Outages", "Sales", "HR", "General",
+    "Technical Support",
+    "Product Support",
+    "Customer Service",
+    "IT Help",
+    "Billing",
+    "Returns",
+    "Outages",
+    "Sales",
+    "HR",
+    "General",
 ]
 ISSUE = ("Laptop will not boot", "My laptop shows a black screen after the update.")
 
@@ -97,12 +105,18 @@ def test_priority_change_then_resolution_become_feedback_and_knowledge(
 
     jira.agent_update(key, priority={"name": chosen})
     moved = deliver(
-        client, jira, key, "jira:issue_updated",
+        client,
+        jira,
+        key,
+        "jira:issue_updated",
         changelog=[{"field": "priority", "fromString": written, "toString": chosen}],
     )
     jira.agent_resolve(key, "Rolled back the graphics driver; the laptop boots again.")
     resolved = deliver(
-        client, jira, key, "jira:issue_updated",
+        client,
+        jira,
+        key,
+        "jira:issue_updated",
         changelog=[{"field": "resolution", "fromString": None, "toString": "Done"}],
     )
 

@@ -98,9 +98,16 @@ def test_a_missing_file_says_where_to_find_examples(tmp_path: Path) -> None:
 def test_the_example_files_fit_the_sample_labels(system: str) -> None:
     sample_heads = {
         "queue": [
-            "Technical Support", "Product Support", "Customer Service", "IT Support",
-            "Billing and Payments", "Returns and Exchanges", "Service Outages and Maintenance",
-            "Sales and Pre-Sales", "Human Resources", "General Inquiry",
+            "Technical Support",
+            "Product Support",
+            "Customer Service",
+            "IT Support",
+            "Billing and Payments",
+            "Returns and Exchanges",
+            "Service Outages and Maintenance",
+            "Sales and Pre-Sales",
+            "Human Resources",
+            "General Inquiry",
         ],
         "priority": ["low", "medium", "high"],
     }

@@ -21,8 +21,17 @@ from tests.fakes.otobo import WEBSERVICE
 
 USER, PASSWORD, SECRET = "triage", "otobo-password-3c9f", "otobo-invoker-secret-77aa"
 QUEUES = [
-    "Support::Technical", "Support::Product", "Service", "IT", "Finance::Billing",
-    "Service::Returns", "IT::Outages", "Sales", "HR", "Misc", "Raw",
+    "Support::Technical",
+    "Support::Product",
+    "Service",
+    "IT",
+    "Finance::Billing",
+    "Service::Returns",
+    "IT::Outages",
+    "Sales",
+    "HR",
+    "Misc",
+    "Raw",
 ]
 TICKET = ("Drucker druckt nicht", "Der Drucker im zweiten Stock druckt seit gestern nicht mehr.")
 
@@ -167,7 +176,10 @@ def test_polling_searches_new_tickets_and_logs_no_session(
 
 
 def test_serve_refuses_a_review_tag_otobo_cannot_set(
-    trained: Path, tmp_path: Path, otobo: FakeOtobo, monkeypatch: pytest.MonkeyPatch,
+    trained: Path,
+    tmp_path: Path,
+    otobo: FakeOtobo,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     mapping = mapping_file(tmp_path, "otobo", 0.5, review={"tag": "triage-review"})

@@ -49,16 +49,27 @@ def client(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         jira.create_issue(f"ticket {number}", "The printer is broken.")
     connectors = ConnectorSettings(
         zammad=ZammadSettings(
-            enabled=True, url=zammad.url, token="token", webhook_secret=SECRET,
+            enabled=True,
+            url=zammad.url,
+            token="token",
+            webhook_secret=SECRET,
             mapping=mapping_file(folder, "zammad", 0.0),
         ),
         otobo=OtoboSettings(
-            enabled=True, url=otobo.url, user="triage", password="password",
-            webhook_secret=SECRET, mapping=mapping_file(folder, "otobo", 0.0),
+            enabled=True,
+            url=otobo.url,
+            user="triage",
+            password="password",
+            webhook_secret=SECRET,
+            mapping=mapping_file(folder, "otobo", 0.0),
         ),
         jira=JiraSettings(
-            enabled=True, url=jira.url, email="a@b.example", api_token="token",
-            webhook_secret=SECRET, mapping=mapping_file(folder, "jira", 0.0),
+            enabled=True,
+            url=jira.url,
+            email="a@b.example",
+            api_token="token",
+            webhook_secret=SECRET,
+            mapping=mapping_file(folder, "jira", 0.0),
         ),
         webhooks=WebhookSettings(inbound_enabled=True, inbound_secret=SECRET),
     )
@@ -89,8 +100,11 @@ def signed(system: str, body: bytes) -> dict[str, str]:
         ("jira", {"webhookEvent": "jira:issue_created", "issue": {"key": "../x"}}, "like SD-12"),
         ("webhook", {"event_id": "e", "type": "ticket.created", "ticket": {"id": "1"}}, "text"),
         ("webhook", {"event_id": "e", "type": "x", "ticket": {}}, "type: expected one of"),
-        ("webhook", {"event_id": "e", "type": "ticket.created",
-                     "ticket": {"id": "1", "body": "a\u0000b"}}, "NUL"),
+        (
+            "webhook",
+            {"event_id": "e", "type": "ticket.created", "ticket": {"id": "1", "body": "a\u0000b"}},
+            "NUL",
+        ),
     ],
 )
 def test_malformed_payloads_get_a_400_saying_what_was_expected(
@@ -98,8 +112,9 @@ def test_malformed_payloads_get_a_400_saying_what_was_expected(
 ) -> None:
     body = json.dumps(payload).encode()
 
-    answer = client.post(f"/v1/connectors/{system}/events", content=body,
-                         headers=signed(system, body))
+    answer = client.post(
+        f"/v1/connectors/{system}/events", content=body, headers=signed(system, body)
+    )
 
     assert answer.status_code == 400, answer.text
     assert expected in answer.json()["detail"]
@@ -107,30 +122,37 @@ def test_malformed_payloads_get_a_400_saying_what_was_expected(
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 TICKET_ID = st.integers(1, 4)
 SHAPES = {
     "zammad": st.fixed_dictionaries(
         {
-            "ticket": JSON | st.fixed_dictionaries(
+            "ticket": JSON
+            | st.fixed_dictionaries(
                 {"id": TICKET_ID},
-                optional={k: JSON for k in ("title", "group", "priority", "state",
-                                            "article_count", "updated_by")},
+                optional={
+                    k: JSON
+                    for k in ("title", "group", "priority", "state", "article_count", "updated_by")
+                },
             ),
             "article": JSON,
         }
     ),
     "otobo": st.fixed_dictionaries(
-        {"Event": JSON | st.fixed_dictionaries({"Event": JSON, "TicketID": TICKET_ID}),
-         "Ticket": JSON}
+        {
+            "Event": JSON | st.fixed_dictionaries({"Event": JSON, "TicketID": TICKET_ID}),
+            "Ticket": JSON,
+        }
     ),
     "jira": st.fixed_dictionaries(
         {
             "webhookEvent": st.sampled_from(["jira:issue_created", "jira:issue_updated"]),
-            "issue": JSON | st.fixed_dictionaries(
+            "issue": JSON
+            | st.fixed_dictionaries(
                 {"key": TICKET_ID.map(lambda n: f"SD-{n}")}, optional={"fields": JSON}
             ),
             "user": JSON,
@@ -140,7 +162,8 @@ SHAPES = {
         {
             "event_id": JSON | st.text(min_size=1, max_size=30),
             "type": st.sampled_from(["ticket.created", "ticket.closed"]),
-            "ticket": JSON | st.fixed_dictionaries(
+            "ticket": JSON
+            | st.fixed_dictionaries(
                 {"id": st.text(min_size=1, max_size=10), "body": st.text(min_size=1)},
                 optional={k: JSON for k in ("subject", "queue", "language", "resolution")},
             ),

@@ -186,7 +186,10 @@ def test_a_delivery_that_is_not_dead_cannot_be_replayed(client: TestClient[Any])
 
 
 def test_the_command_line_replays_dead_letters(
-    trained: Path, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+    trained: Path,
+    tmp_path: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with connector_client(trained, tmp_path, webhook_settings(receiver)) as client:
@@ -209,7 +212,6 @@ def test_the_command_line_replays_dead_letters(
 
     assert "replayed 1 dead deliveries, 1 delivered now" in capsys.readouterr().out
     assert json.loads(receiver.received[0].body)["ticket_id"] == "T-1"
-
 
 
 def test_a_delivery_stored_while_the_receiver_is_down_survives_a_restart(

@@ -23,8 +23,17 @@ from tests.servers import free_port, running_server, server_environment
 TOKEN = "zammad-token-6f1c2a9d8e"
 SECRET = "zammad-signature-token-0b7e"
 GROUPS = [
-    "Technical Support", "Product Support", "Customer Service", "IT", "Billing", "Returns",
-    "Outages", "Sales", "HR", "Users", "Triage Review",
+    "Technical Support",
+    "Product Support",
+    "Customer Service",
+    "IT",
+    "Billing",
+    "Returns",
+    "Outages",
+    "Sales",
+    "HR",
+    "Users",
+    "Triage Review",
 ]
 TICKET = ("VPN drops every five minutes", "Since this morning the VPN client disconnects.")
 
@@ -282,7 +291,10 @@ def test_the_background_poll_triages_without_a_webhook(
 
 
 def test_the_command_line_polls_once(
-    trained: Path, tmp_path: Path, zammad: FakeZammad, monkeypatch: pytest.MonkeyPatch,
+    trained: Path,
+    tmp_path: Path,
+    zammad: FakeZammad,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     mapping = mapping_file(tmp_path, "zammad", 0.0)

@@ -294,8 +294,7 @@ def render_note(
             lines.append(f"- {record.source_id} ({suggestion.score:.2f}): {resolution}")
     if unsure:
         details = ", ".join(
-            f"{head} {_percent(prediction.heads[head].probability)} < "
-            f"{_percent(threshold)}"
+            f"{head} {_percent(prediction.heads[head].probability)} < {_percent(threshold)}"
             for head, threshold in unsure.items()
         )
         target = change.values.get("queue") or change.tag or "review"
@@ -385,9 +384,7 @@ class ConnectorService:
             )
         return await self._triage(event)
 
-    def _outcome(
-        self, event: TicketEvent, outcome: str, detail: str, **extra: Any
-    ) -> EventOutcome:
+    def _outcome(self, event: TicketEvent, outcome: str, detail: str, **extra: Any) -> EventOutcome:
         return EventOutcome(
             self.name, event.event_id, event.ticket.ticket_id, outcome, detail, **extra
         )
@@ -436,9 +433,7 @@ class ConnectorService:
             review=change.review,
         )
         if not claimed:
-            return self._outcome(
-                event, "duplicate", "triaged by another event at the same time"
-            )
+            return self._outcome(event, "duplicate", "triaged by another event at the same time")
 
         if self.dry_run:
             logger.info(
@@ -455,9 +450,7 @@ class ConnectorService:
                 raise
             if extra:
                 written_fields.update(extra)
-                await asyncio.to_thread(
-                    self.store.add_written, self.name, ticket.ticket_id, extra
-                )
+                await asyncio.to_thread(self.store.add_written, self.name, ticket.ticket_id, extra)
         payload = self._result(ticket, result, change, written_fields)
         await asyncio.to_thread(self.outbox.enqueue, "ticket.triaged", payload)
 
@@ -466,9 +459,7 @@ class ConnectorService:
             event, outcome, change.describe(ticket), prediction_id=prediction_id, result=payload
         )
 
-    def _decide(
-        self, result: TriageResult, unsure: Mapping[str, float], assign: bool
-    ) -> WriteBack:
+    def _decide(self, result: TriageResult, unsure: Mapping[str, float], assign: bool) -> WriteBack:
         mapping = self.mapping
         if unsure:
             values = (
@@ -537,10 +528,14 @@ class ConnectorService:
         closing = ticket.closed and record.closed_at is None
         extra = {"prediction_id": record.prediction_id}
         if not changed and not closing:
-            if not record.dry_run and record.written and all(
-                current.get(head) == value
-                for head, value in record.written.items()
-                if head in self.mapping.labels
+            if (
+                not record.dry_run
+                and record.written
+                and all(
+                    current.get(head) == value
+                    for head, value in record.written.items()
+                    if head in self.mapping.labels
+                )
             ):
                 return self._outcome(
                     event, "echo", "shows what the connector wrote; ignored", **extra
@@ -560,8 +555,9 @@ class ConnectorService:
                 for head, value in current.items()
                 if (label := self.mapping.to_model(head, value)) is not None
             }
-        await asyncio.to_thread(self.store.update_seen, self.name, ticket.ticket_id, current,
-                                closing)
+        await asyncio.to_thread(
+            self.store.update_seen, self.name, ticket.ticket_id, current, closing
+        )
         if not labels and not closing:
             names = {head: changed[head] for head in unmapped}
             return self._outcome(
@@ -580,7 +576,5 @@ class ConnectorService:
             source_system=self.name,
         )
         if closing:
-            return self._outcome(
-                event, "closed", f"feedback {labels}; {knowledge}", **extra
-            )
+            return self._outcome(event, "closed", f"feedback {labels}; {knowledge}", **extra)
         return self._outcome(event, "feedback", f"corrected {corrected}", **extra)

@@ -110,8 +110,11 @@ class ConnectorMapping:
         """Model labels as they are, for the generic webhook."""
         return cls(
             source="(model labels)",
-            labels={head: {label: label for label in heads[head]} for head in MAPPED_HEADS
-                    if head in heads},
+            labels={
+                head: {label: label for label in heads[head]}
+                for head in MAPPED_HEADS
+                if head in heads
+            },
         )
 
     @classmethod
@@ -149,8 +152,7 @@ class ConnectorMapping:
                 )
             if not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise MappingError(
-                    f"{source}: min_confidence.{head}: expected a probability 0..1, "
-                    f"found {value!r}"
+                    f"{source}: min_confidence.{head}: expected a probability 0..1, found {value!r}"
                 )
         review = _dict(source, "review", raw.get("review", {}))
         bad_review = sorted(set(review) - {"queue", "tag"})
@@ -163,9 +165,7 @@ class ConnectorMapping:
             labels=labels,
             write=frozenset(write),
             min_confidence={head: float(value) for head, value in thresholds.items()},
-            review=ReviewTarget(
-                queue=_text(review.get("queue")), tag=_text(review.get("tag"))
-            ),
+            review=ReviewTarget(queue=_text(review.get("queue")), tag=_text(review.get("tag"))),
             agents={str(k): str(v) for k, v in agents.items()},
             closed_states=tuple(
                 _names(source, "closed_states", raw.get("closed_states", ["closed"]))
@@ -192,9 +192,7 @@ def _names(source: str, key: str, value: Any) -> list[str]:
     return value
 
 
-def _labels(
-    source: str, raw: Any, heads: Mapping[str, Sequence[str]]
-) -> dict[str, dict[str, str]]:
+def _labels(source: str, raw: Any, heads: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:
     sections = _dict(source, "labels", raw)
     if not sections:
         raise MappingError(

@@ -104,8 +104,7 @@ class OtoboSystem:
                 self._session = None
                 return await self._operation(operation, method, path, data, retry=False)
             raise UpstreamError(
-                f"otobo: {operation} ({method} {path}) answered {code}: "
-                f"{error.get('ErrorMessage')}"
+                f"otobo: {operation} ({method} {path}) answered {code}: {error.get('ErrorMessage')}"
             )
         return answer
 
@@ -193,9 +192,7 @@ class OtoboSystem:
             }
         if len(data) == 1:
             return {}
-        answer = await self._operation(
-            "TicketUpdate", "PATCH", f"/Ticket/{ticket.ticket_id}", data
-        )
+        answer = await self._operation("TicketUpdate", "PATCH", f"/Ticket/{ticket.ticket_id}", data)
         return {"note_id": answer.get("ArticleID")} if answer.get("ArticleID") else {}
 
     async def poll(self) -> list[TicketSnapshot]:

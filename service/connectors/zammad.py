@@ -73,8 +73,8 @@ class ZammadSystem:
         ticket = payload.get("ticket")
         if not isinstance(ticket, dict) or not str(ticket.get("id", "")).isdigit():
             raise InputError(
-                "body: expected Zammad's webhook payload {\"ticket\": {\"id\": <number>, ...}, "
-                f"\"article\": {{...}}}}, found keys {sorted(payload)}"
+                'body: expected Zammad\'s webhook payload {"ticket": {"id": <number>, ...}, '
+                f'"article": {{...}}}}, found keys {sorted(payload)}'
             )
         article = payload.get("article") if isinstance(payload.get("article"), dict) else None
         snapshot = await self._snapshot(ticket, article)
@@ -178,6 +178,8 @@ def _is_answer(article: Mapping[str, Any] | None) -> bool:
     if not article or article.get("internal"):
         return False
     body = str(article.get("body") or "")
-    return article.get("sender") == "Agent" and bool(body.strip()) and (
-        not body.startswith(NOTE_MARKER)
+    return (
+        article.get("sender") == "Agent"
+        and bool(body.strip())
+        and (not body.startswith(NOTE_MARKER))
     )

@@ -91,15 +91,19 @@ class FakeJira(FakeServer):
         )
 
     def webhook(
-        self, key: str, event: str, secret: str, changelog: list[dict[str, Any]] | None = None,
+        self,
+        key: str,
+        event: str,
+        secret: str,
+        changelog: list[dict[str, Any]] | None = None,
         user: str = "agent-account",
     ) -> tuple[bytes, dict[str, str]]:
         """A webhook delivery as Jira Cloud sends it, signed with the webhook's secret."""
         issue = json.loads(json.dumps(self.issues[key]))
         # Webhooks carry rich text in the REST API v2 form: a plain string.
-        issue["fields"]["description"] = issue["fields"]["description"]["content"][0][
-            "content"
-        ][0]["text"]
+        issue["fields"]["description"] = issue["fields"]["description"]["content"][0]["content"][0][
+            "text"
+        ]
         payload: dict[str, Any] = {
             "timestamp": 1764842400000,
             "webhookEvent": event,
@@ -155,8 +159,9 @@ class FakeJira(FakeServer):
             for issue in self.issues.values()
             if issue["fields"]["status"]["statusCategory"]["key"] == "new"
         ]
-        return Reply(200, {"issues": waiting[: int(request.arg("maxResults") or 50)],
-                           "isLast": True})
+        return Reply(
+            200, {"issues": waiting[: int(request.arg("maxResults") or 50)], "isLast": True}
+        )
 
     def _edit(self, request: Request) -> Reply:
         if not self._authorised(request):
@@ -201,8 +206,9 @@ class FakeJira(FakeServer):
         comments = list(self.comments[key])
         if request.arg("orderBy") == "-created":
             comments.reverse()
-        return Reply(200, {"startAt": 0, "maxResults": 20, "total": len(comments),
-                           "comments": comments})
+        return Reply(
+            200, {"startAt": 0, "maxResults": 20, "total": len(comments), "comments": comments}
+        )
 
     def _add_comment(self, request: Request) -> Reply:
         if not self._authorised(request):

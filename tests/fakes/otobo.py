@@ -144,8 +144,11 @@ class FakeOtobo(FakeServer):
         if ticket is None or str(data.get("TicketID", ticket_id)) != str(ticket_id):
             return _error("TicketUpdate.AccessDenied", "TicketUpdate: User does not have access!")
         fields = data.get("Ticket") or {}
-        for name, valid in (("Queue", self.queues), ("Priority", self.priorities),
-                            ("Owner", self.agents)):
+        for name, valid in (
+            ("Queue", self.queues),
+            ("Priority", self.priorities),
+            ("Owner", self.agents),
+        ):
             if name in fields and fields[name] not in valid:
                 return _error(
                     "TicketUpdate.InvalidParameter", f"TicketUpdate: Ticket->{name} is invalid!"

@@ -55,9 +55,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_connector_tickets"),
         sa.UniqueConstraint("system", "ticket_id", name="uq_connector_tickets_ticket"),
     )
-    op.create_index(
-        "ix_connector_tickets_prediction_id", "connector_tickets", ["prediction_id"]
-    )
+    op.create_index("ix_connector_tickets_prediction_id", "connector_tickets", ["prediction_id"])
     op.create_table(
         "webhook_deliveries",
         _id(),
