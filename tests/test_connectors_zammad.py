@@ -227,11 +227,13 @@ def test_polling_triages_new_tickets_once(confident: TestClient[Any], zammad: Fa
     first, second = zammad.create_ticket(*TICKET), zammad.create_ticket("Invoice", "Paid twice.")
 
     polled = confident.post("/v1/connectors/zammad/poll").json()["outcomes"]
+    reads = len(zammad.calls("GET", "/api/v1/ticket_articles/by_ticket/{id}"))
     again = confident.post("/v1/connectors/zammad/poll").json()["outcomes"]
 
     assert {str(first), str(second)} <= {o["ticket_id"] for o in polled}
     assert {o["outcome"] for o in polled} == {"triaged"}
     assert again == []  # each was triaged once; a new poll finds nothing new
+    assert len(zammad.calls("GET", "/api/v1/ticket_articles/by_ticket/{id}")) == reads
     assert zammad.calls("GET", "/api/v1/tickets/search")[-1].arg("query") == "state.name:new"
 
 

@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ __all__ = [
     "ConnectorService",
     "EventOutcome",
     "TicketEvent",
+    "TicketFilter",
     "TicketSnapshot",
     "TicketSystem",
     "TriageEngine",
@@ -56,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 #: First line of every note the connector writes; its own notes are never a resolution.
 NOTE_MARKER = "[Ticket Triage]"
+#: Whether polling should read a ticket found by the search (it was not triaged yet).
+TicketFilter = Callable[[str], Awaitable[bool]]
 #: Longest event id stored as it is (the column holds 255); longer ones are hashed.
 MAX_EVENT_ID = 200
 
@@ -152,8 +155,9 @@ class TicketSystem(Protocol):
         """Apply ``change``; returns what was written (ids of notes...)."""
         ...
 
-    async def poll(self) -> list[TicketSnapshot]:
-        """Tickets waiting for triage (the configured search)."""
+    async def poll(self, wanted: TicketFilter) -> list[TicketSnapshot]:
+        """Tickets waiting for triage (the configured search), read in full only where
+        ``wanted(ticket_id)`` (the ones not triaged yet)."""
         ...
 
     async def close(self) -> None: ...
@@ -362,11 +366,12 @@ class ConnectorService:
 
     async def poll_once(self) -> list[EventOutcome]:
         """Triage the tickets the system's search finds that were not triaged yet."""
+
+        async def untriaged(ticket_id: str) -> bool:
+            return await asyncio.to_thread(self.store.ticket, self.name, ticket_id) is None
+
         outcomes = []
-        for ticket in await self.system.poll():
-            known = await asyncio.to_thread(self.store.ticket, self.name, ticket.ticket_id)
-            if known is not None:
-                continue
+        for ticket in await self.system.poll(untriaged):
             event = TicketEvent(f"poll:{ticket.ticket_id}", ticket, created=True)
             outcomes.append(await self.handle(event))
         return outcomes

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.api.checks import check_no_nul
-from service.connectors.base import TicketEvent, TicketSnapshot, WriteBack
+from service.connectors.base import TicketEvent, TicketFilter, TicketSnapshot, WriteBack
 from service.connectors.webhooks import SIGNATURE_HEADER, verify_signature
 from service.errors import InputError, UnauthorizedError
 from service.settings import WebhookSettings
@@ -88,8 +88,8 @@ class GenericWebhookSystem:
     async def write(self, ticket: TicketSnapshot, change: WriteBack) -> dict[str, Any]:
         return {}  # the result goes back in the answer and to the outbound webhook
 
-    async def poll(self) -> list[TicketSnapshot]:
-        return []
+    async def poll(self, wanted: TicketFilter) -> list[TicketSnapshot]:
+        return []  # callers post their tickets; there is nothing to search
 
     async def close(self) -> None:
         return None

@@ -22,7 +22,13 @@ from typing import Any
 
 import httpx
 
-from service.connectors.base import NOTE_MARKER, TicketEvent, TicketSnapshot, WriteBack
+from service.connectors.base import (
+    NOTE_MARKER,
+    TicketEvent,
+    TicketFilter,
+    TicketSnapshot,
+    WriteBack,
+)
 from service.connectors.http import SystemClient
 from service.connectors.mapping import ConnectorMapping
 from service.connectors.webhooks import verify_hub_signature
@@ -184,7 +190,7 @@ class JiraSystem:
             written["note_id"] = comment.get("id") if isinstance(comment, dict) else None
         return written
 
-    async def poll(self) -> list[TicketSnapshot]:
+    async def poll(self, wanted: TicketFilter) -> list[TicketSnapshot]:
         answer = await self.http.call(
             "GET",
             "/rest/api/3/search/jql",
@@ -199,6 +205,7 @@ class JiraSystem:
             await self._snapshot(issue, None)
             for issue in issues
             if ISSUE_KEY.match(str(_object(issue).get("key", "")))
+            and await wanted(str(issue["key"]))
         ]
 
     async def close(self) -> None:

@@ -23,7 +23,13 @@ from typing import Any
 
 import httpx
 
-from service.connectors.base import NOTE_MARKER, TicketEvent, TicketSnapshot, WriteBack
+from service.connectors.base import (
+    NOTE_MARKER,
+    TicketEvent,
+    TicketFilter,
+    TicketSnapshot,
+    WriteBack,
+)
 from service.connectors.http import SystemClient
 from service.connectors.mapping import ConnectorMapping
 from service.errors import InputError, UnauthorizedError, UpstreamError
@@ -195,7 +201,7 @@ class OtoboSystem:
         answer = await self._operation("TicketUpdate", "PATCH", f"/Ticket/{ticket.ticket_id}", data)
         return {"note_id": answer.get("ArticleID")} if answer.get("ArticleID") else {}
 
-    async def poll(self) -> list[TicketSnapshot]:
+    async def poll(self, wanted: TicketFilter) -> list[TicketSnapshot]:
         search: dict[str, Any] = {
             "StateType": self.settings.poll_state_type,
             "Limit": POLL_LIMIT,
@@ -206,8 +212,8 @@ class OtoboSystem:
         if queues:
             search["Queues"] = queues
         answer = await self._operation("TicketSearch", "GET", "/Ticket", search)
-        ids = answer.get("TicketID") or []
-        return [(await self.get(str(ticket_id)))[0] for ticket_id in ids]
+        ids = [str(i) for i in answer.get("TicketID") or [] if str(i).isdigit()]
+        return [(await self.get(ticket_id))[0] for ticket_id in ids if await wanted(ticket_id)]
 
     async def close(self) -> None:
         await self.http.close()

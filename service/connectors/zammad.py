@@ -15,7 +15,13 @@ from typing import Any
 
 import httpx
 
-from service.connectors.base import NOTE_MARKER, TicketEvent, TicketSnapshot, WriteBack
+from service.connectors.base import (
+    NOTE_MARKER,
+    TicketEvent,
+    TicketFilter,
+    TicketSnapshot,
+    WriteBack,
+)
 from service.connectors.http import SystemClient
 from service.connectors.mapping import ConnectorMapping
 from service.connectors.webhooks import verify_hub_signature
@@ -160,14 +166,20 @@ class ZammadSystem:
             written["note_id"] = note.get("id") if isinstance(note, dict) else None
         return written
 
-    async def poll(self) -> list[TicketSnapshot]:
+    async def poll(self, wanted: TicketFilter) -> list[TicketSnapshot]:
         found = await self.http.call(
             "GET",
             "/api/v1/tickets/search",
             params={"query": self.settings.poll_query, "limit": POLL_LIMIT, "expand": "true"},
         )
         tickets = found if isinstance(found, list) else []
-        return [await self._snapshot(ticket, None) for ticket in tickets if "id" in ticket]
+        return [
+            await self._snapshot(ticket, None)
+            for ticket in tickets
+            if isinstance(ticket, dict)
+            and str(ticket.get("id", "")).isdigit()
+            and await wanted(str(ticket["id"]))
+        ]
 
     async def close(self) -> None:
         await self.http.close()
