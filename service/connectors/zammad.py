@@ -170,7 +170,13 @@ class ZammadSystem:
         found = await self.http.call(
             "GET",
             "/api/v1/tickets/search",
-            params={"query": self.settings.poll_query, "limit": POLL_LIMIT, "expand": "true"},
+            params={
+                "query": self.settings.poll_query,
+                "limit": POLL_LIMIT,
+                "expand": "true",
+                "sort_by": "created_at",
+                "order_by": "desc",
+            },
         )
         tickets = found if isinstance(found, list) else []
         return [
