@@ -214,3 +214,18 @@ def test_a_queue_field_jira_does_not_have_shows_as_jiras_400(
 
     assert answer.status_code == 502
     assert "customfield_10050" in answer.json()["detail"] and "found 400" in answer.text
+
+
+def test_an_agent_without_an_account_id_is_not_assigned(
+    trained: Path, tmp_path: Path, jira: FakeJira, caplog: pytest.LogCaptureFixture
+) -> None:
+    mapping = mapping_file(tmp_path, "jira", 0.0, agents={})
+    key = jira.create_issue(*ISSUE)
+
+    with connector_client(trained, tmp_path, settings(jira, mapping, assign=True)) as client:
+        route_everything_to(client, "anna", ModelBundle.load(trained).heads["queue"])
+        outcome = deliver(client, jira, key, "jira:issue_created")
+
+    assert outcome["outcome"] == "triaged"
+    assert not [w for w in writes_for(jira, key) if w[1].endswith("/assignee")]
+    assert "names no accountId for this agent" in caplog.text

@@ -16,6 +16,7 @@ names a single-select custom field (``customfield_10050``).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,8 @@ from service.errors import InputError, UnauthorizedError
 from service.settings import JiraSettings
 
 __all__ = ["JiraSystem", "adf_text"]
+
+logger = logging.getLogger(__name__)
 
 POLL_LIMIT = 50
 ISSUE_EVENTS = ("jira:issue_created", "jira:issue_updated")
@@ -172,7 +175,16 @@ class JiraSystem:
             edit["update"] = {"labels": [{"add": change.tag}]}
         if edit:
             await self.http.call("PUT", f"/rest/api/3/issue/{key}", expected=(204,), json=edit)
-        if change.assignee:
+        if change.assignee and change.assignee not in self.mapping.agents.values():
+            # Jira assigns by accountId only; a routing name it does not know would be refused.
+            logger.warning(
+                "jira %s: not assigned to %r: the mapping %s names no accountId for this agent "
+                "(agents: {name: accountId})",
+                key,
+                change.assignee,
+                self.mapping.source,
+            )
+        elif change.assignee:
             await self.http.call(
                 "PUT",
                 f"/rest/api/3/issue/{key}/assignee",
