@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.api.checks import check_no_nul
-from service.connectors.base import TicketEvent, TicketFilter, TicketSnapshot, WriteBack
+from service.connectors.tickets import TicketEvent, TicketFilter, TicketSnapshot, WriteBack
 from service.connectors.webhooks import SIGNATURE_HEADER, verify_signature
 from service.errors import InputError, UnauthorizedError
 from service.settings import WebhookSettings

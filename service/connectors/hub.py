@@ -11,12 +11,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from service.connectors.base import ConnectorService, EventOutcome, TicketSystem, TriageEngine
+from service.connectors.base import ConnectorService
 from service.connectors.generic import GenericWebhookSystem
 from service.connectors.jira import JiraSystem
 from service.connectors.mapping import ConnectorMapping, MappingError
 from service.connectors.otobo import OtoboSystem
 from service.connectors.store import ConnectorStore
+from service.connectors.tickets import EventOutcome, TicketSystem
+from service.connectors.triage import TriageEngine
 from service.connectors.webhooks import Outbox
 from service.connectors.zammad import ZammadSystem
 from service.errors import InputError, NotFoundError

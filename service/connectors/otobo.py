@@ -23,15 +23,15 @@ from typing import Any
 
 import httpx
 
-from service.connectors.base import (
+from service.connectors.http import SystemClient
+from service.connectors.mapping import ConnectorMapping
+from service.connectors.tickets import (
     NOTE_MARKER,
     TicketEvent,
     TicketFilter,
     TicketSnapshot,
     WriteBack,
 )
-from service.connectors.http import SystemClient
-from service.connectors.mapping import ConnectorMapping
 from service.errors import InputError, UnauthorizedError, UpstreamError
 from service.settings import OtoboSettings
 

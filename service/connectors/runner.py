@@ -8,8 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from service.connectors.base import EventOutcome, TriageEngine
 from service.connectors.hub import ConnectorHub
+from service.connectors.tickets import EventOutcome
+from service.connectors.triage import TriageEngine
 from service.connectors.webhooks import Outbox
 from service.inference.bundle import ModelBundle
 from service.inference.classifier import TicketClassifier
