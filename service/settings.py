@@ -56,11 +56,18 @@ class EnvironmentSettings:
 
     def _check(self, checks: list[tuple[bool, str]]) -> None:
         """Raise for the first failed ``(ok, "FIELD: expected ...")`` pair."""
+        secret = {item.name for item in dataclasses.fields(self) if not item.repr}  # type: ignore[arg-type]
         for ok, message in checks:
             if not ok:
                 name, _, expected = message.partition(": ")
                 found = getattr(self, name.lower())
-                raise SettingsError(f"{self.prefix}{name}: {expected}, found {found!r}")
+                # A secret is never repeated, not even in an error.
+                shown = (
+                    f"a value of {len(str(found))} characters"
+                    if name.lower() in secret
+                    else repr(found)
+                )
+                raise SettingsError(f"{self.prefix}{name}: {expected}, found {shown}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:

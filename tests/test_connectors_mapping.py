@@ -132,3 +132,13 @@ def test_connector_secrets_stay_out_of_repr_and_are_required_when_enabled() -> N
     assert "very-secret" not in repr(settings)
     with pytest.raises(SettingsError, match="TRIAGE_ZAMMAD_TOKEN: expected a Zammad access token"):
         Settings.from_env({"TRIAGE_ZAMMAD_ENABLED": "true", "TRIAGE_ZAMMAD_URL": "http://z"})
+
+
+def test_a_short_secret_is_refused_without_repeating_it() -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(
+            {"TRIAGE_WEBHOOK_INBOUND_ENABLED": "true", "TRIAGE_WEBHOOK_INBOUND_SECRET": "tiny-pw"}
+        )
+
+    assert "TRIAGE_WEBHOOK_INBOUND_SECRET: expected a secret" in str(error.value)
+    assert "tiny-pw" not in str(error.value) and "a value of 7 characters" in str(error.value)

@@ -209,9 +209,12 @@ def test_the_command_line_replays_dead_letters(
         monkeypatch.setenv(name, value)
 
     assert main(["connectors", "replay", "--all"]) == 0
+    replayed = capsys.readouterr().out
+    assert main(["connectors", "deliveries", "--status", "delivered"]) == 0
 
-    assert "replayed 1 dead deliveries, 1 delivered now" in capsys.readouterr().out
+    assert "replayed 1 dead deliveries, 1 delivered now" in replayed
     assert json.loads(receiver.received[0].body)["ticket_id"] == "T-1"
+    assert "delivered  ticket.triaged  attempts 1" in capsys.readouterr().out
 
 
 def test_a_delivery_stored_while_the_receiver_is_down_survives_a_restart(
