@@ -379,3 +379,20 @@ def test_a_wrong_token_shows_as_the_systems_401(
 
     assert answer.status_code == 502
     assert "found 401" in answer.json()["detail"] and "expired-token" not in answer.text
+
+
+def test_dry_run_names_the_owner_it_would_set_without_booking_the_agent(
+    trained: Path, tmp_path: Path, zammad: FakeZammad, caplog: pytest.LogCaptureFixture
+) -> None:
+    mapping = mapping_file(tmp_path, "zammad", 0.0)
+    ticket_id = zammad.create_ticket(*TICKET)
+    connectors = settings(zammad, mapping, dry_run=True, assign=True)
+
+    with caplog.at_level(logging.INFO), connector_client(trained, tmp_path, connectors) as client:
+        route_everything_to(client, "anna", ModelBundle.load(trained).heads["queue"])
+        outcome = deliver(client, zammad, ticket_id)
+        load = client.app.state.routing.directory.agent("anna").load
+
+    assert outcome["outcome"] == "dry-run" and zammad.writes_for(ticket_id) == []
+    assert "assignee -> 'anna@example.com'" in caplog.text
+    assert load == 0
