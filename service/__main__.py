@@ -14,6 +14,9 @@ python -m service models rollback
 python -m service models list
 python -m service routing import data/routing/agents.yaml   # teams and agents from a pool file
 python -m service routing agents
+python -m service connectors poll zammad --once     # triage the system's new tickets now
+python -m service connectors deliveries --status dead
+python -m service connectors replay --all        # send dead outbound webhooks again
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from service.columns import ColumnMapping, DataError
+from service.connectors.hub import SYSTEMS, check_mappings
 from service.errors import ServiceError
 from service.files import FileFormatError, read_rows, write_rows
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime
@@ -57,8 +61,10 @@ def serve(settings: Settings) -> int:
 
     from service.api.app import create_app
 
-    # Refuse to start on a missing or broken bundle or an unreachable database.
-    ModelBundle.load(settings.model_dir)
+    # Refuse to start on a missing or broken bundle, a connector mapping that does not fit
+    # it, or an unreachable database.
+    bundle = ModelBundle.load(settings.model_dir)
+    check_mappings(settings, bundle.heads)
     engine = create_database_engine(settings.resolved_database_url)
     upgrade_schema(engine)
     engine.dispose()
@@ -249,6 +255,37 @@ def routing_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def connectors_command(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from service.connectors import runner
+
+    if args.action == "poll":
+        outcomes = asyncio.run(runner.poll(settings, args.system, args.once))
+        for outcome in outcomes:
+            sys.stdout.write(f"{outcome.ticket_id}  {outcome.outcome}  {outcome.detail}\n")
+        sys.stdout.write(f"{len(outcomes)} new tickets in {args.system}\n")
+    elif args.action == "replay":
+        if not args.all and not args.ids:
+            raise SettingsError("replay: expected delivery ids or --all, found neither")
+        replayed, delivered = asyncio.run(runner.replay(settings, None if args.all else args.ids))
+        sys.stdout.write(
+            f"replayed {len(replayed)} dead deliveries, {delivered} delivered now; the rest "
+            "are pending and retried by the server\n"
+        )
+    else:
+        with migrated_engine(settings) as engine:
+            from service.connectors import Outbox
+
+            outbox = Outbox(engine, settings.connectors.webhooks)
+            for record in outbox.deliveries(args.status, args.limit):
+                sys.stdout.write(
+                    f"{record.id}  {record.status}  {record.event}  attempts {record.attempts}  "
+                    f"{record.created_at:%Y-%m-%d %H:%M:%S}  {record.last_error or ''}\n"
+                )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m service",
@@ -321,6 +358,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     pool_parser.add_argument("pool", type=Path, help="e.g. data/routing/agents.yaml")
     routing_actions.add_parser("agents", help="every agent with load, capacity and skills")
+    connectors_parser = commands.add_parser("connectors", help="ticket systems and webhooks")
+    connector_actions = connectors_parser.add_subparsers(dest="action", required=True)
+    poll_parser = connector_actions.add_parser(
+        "poll", help="triage the new tickets a system's search finds"
+    )
+    poll_parser.add_argument("system", choices=[s for s in SYSTEMS if s != "webhook"])
+    poll_parser.add_argument(
+        "--once", action="store_true", help="poll once (else every POLL_INTERVAL_S)"
+    )
+    replay_parser = connector_actions.add_parser(
+        "replay", help="send dead outbound webhook deliveries again"
+    )
+    replay_parser.add_argument("ids", type=int, nargs="*", help="delivery ids")
+    replay_parser.add_argument("--all", action="store_true", help="every dead delivery")
+    deliveries_parser = connector_actions.add_parser(
+        "deliveries", help="outbound webhook deliveries, newest first"
+    )
+    deliveries_parser.add_argument("--status", choices=["pending", "delivered", "dead"])
+    deliveries_parser.add_argument("--limit", type=int, default=100)
     args = parser.parse_args(argv)
 
     overrides = {
@@ -339,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             return models_command(settings, args)
         if args.command == "routing":
             return routing_command(settings, args)
+        if args.command == "connectors":
+            return connectors_command(settings, args)
         return classify_file(settings, args.source, args.output, args.batch_size)
     except (
         SettingsError,

@@ -14,6 +14,7 @@ __all__ = [
     "ServiceError",
     "StorageUnavailableError",
     "UnauthorizedError",
+    "UpstreamError",
 ]
 
 
@@ -86,3 +87,9 @@ class StorageUnavailableError(ServiceError):
 
     status_code = 503
     retry_after = 2
+
+
+class UpstreamError(ServiceError):
+    """A ticket system a connector calls refused the call or could not be reached."""
+
+    status_code = 502

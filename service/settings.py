@@ -19,14 +19,20 @@ from typing import Any, ClassVar, Self
 __all__ = [
     "PREFIX",
     "AuthSettings",
+    "ConnectorSettings",
+    "JiraSettings",
     "KnowledgeSettings",
     "LearningSettings",
+    "OtoboSettings",
     "PrivacySettings",
     "RateLimitSettings",
     "RoutingSettings",
     "Settings",
     "SettingsError",
+    "SystemSettings",
     "WebSettings",
+    "WebhookSettings",
+    "ZammadSettings",
 ]
 
 PREFIX = "TRIAGE_"
@@ -51,11 +57,18 @@ class EnvironmentSettings:
 
     def _check(self, checks: list[tuple[bool, str]]) -> None:
         """Raise for the first failed ``(ok, "FIELD: expected ...")`` pair."""
+        secret = {item.name for item in dataclasses.fields(self) if not item.repr}  # type: ignore[arg-type]
         for ok, message in checks:
             if not ok:
                 name, _, expected = message.partition(": ")
                 found = getattr(self, name.lower())
-                raise SettingsError(f"{self.prefix}{name}: {expected}, found {found!r}")
+                # A secret is never repeated, not even in an error.
+                shown = (
+                    f"a value of {len(str(found))} characters"
+                    if name.lower() in secret
+                    else repr(found)
+                )
+                raise SettingsError(f"{self.prefix}{name}: {expected}, found {shown}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
@@ -328,6 +341,179 @@ class WebSettings(EnvironmentSettings):
 
 
 @dataclass(frozen=True)
+class SystemSettings(EnvironmentSettings):
+    """What every ticket-system connector has; each system's prefix is its own
+    (``TRIAGE_ZAMMAD_*``, ``TRIAGE_OTOBO_*``, ``TRIAGE_JIRA_*``). Secrets are left out of
+    ``repr``, so that settings can be logged."""
+
+    #: Receive this system's events and write results back to it.
+    enabled: bool = False
+    #: Base URL of the system, e.g. ``https://zammad.example.com``.
+    url: str = ""
+    #: YAML file: model labels -> the system's names, what is written back, thresholds.
+    mapping: Path = Path("data/connectors/system.yaml")
+    #: Log what would be changed in the system instead of changing it.
+    dry_run: bool = False
+    #: Give the ticket to the agent routing ranks first (``TRIAGE_ROUTING_*``).
+    assign: bool = False
+    #: Seconds between polls of the system for new tickets; 0 polls only on demand.
+    poll_interval_s: float = 0.0
+    #: Seconds one call to the system may take.
+    timeout_s: float = 10.0
+    #: Shared secret that authenticates the system's webhook calls.
+    webhook_secret: str = field(default="", repr=False)
+
+    def _system_checks(self) -> list[tuple[bool, str]]:
+        return [
+            (
+                not self.enabled or self.url.startswith(("http://", "https://")),
+                "URL: expected the system's base URL, http(s)://host[:port][/path]",
+            ),
+            (self.poll_interval_s >= 0, "POLL_INTERVAL_S: expected 0 (off) or more seconds"),
+            (0 < self.timeout_s <= 300, "TIMEOUT_S: expected 0..300 seconds"),
+        ]
+
+    def __post_init__(self) -> None:
+        self._check(self._system_checks())
+
+
+@dataclass(frozen=True)
+class ZammadSettings(SystemSettings):
+    """The Zammad connector (REST API v1, triggers with webhooks); ``TRIAGE_ZAMMAD_<NAME>``.
+    ``WEBHOOK_SECRET`` is the webhook's HMAC-SHA1 signature token."""
+
+    prefix: ClassVar[str] = PREFIX + "ZAMMAD_"
+
+    mapping: Path = Path("data/connectors/zammad.yaml")
+    #: An access token of the Zammad user the connector acts as (``ticket.agent``).
+    token: str = field(default="", repr=False)
+    #: Zammad search query for polling (Elasticsearch syntax).
+    poll_query: str = "state.name:new"
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                *self._system_checks(),
+                (not self.enabled or bool(self.token), "TOKEN: expected a Zammad access token"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class OtoboSettings(SystemSettings):
+    """The OTOBO / Znuny connector (GenericInterface REST web service);
+    ``TRIAGE_OTOBO_<NAME>``. ``WEBHOOK_SECRET`` is the password the web service's invoker
+    sends with HTTP basic authentication."""
+
+    prefix: ClassVar[str] = PREFIX + "OTOBO_"
+
+    mapping: Path = Path("data/connectors/otobo.yaml")
+    #: Path of the web service below ``URL``.
+    webservice: str = "/otobo/nph-genericinterface.pl/Webservice/GenericTicketConnectorREST"
+    #: The agent the connector logs in as.
+    user: str = ""
+    password: str = field(default="", repr=False)
+    #: Queues polled for new tickets (comma-separated names; all queues when empty).
+    poll_queues: str = ""
+    #: State types of the tickets polled.
+    poll_state_type: str = "new"
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                *self._system_checks(),
+                (not self.enabled or bool(self.user), "USER: expected an agent login"),
+                (not self.enabled or bool(self.password), "PASSWORD: expected its password"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class JiraSettings(SystemSettings):
+    """The Jira Service Management connector (Jira Cloud REST API v3, Service Desk REST API,
+    webhooks); ``TRIAGE_JIRA_<NAME>``. ``WEBHOOK_SECRET`` is the webhook's secret
+    (HMAC-SHA256 in ``X-Hub-Signature``)."""
+
+    prefix: ClassVar[str] = PREFIX + "JIRA_"
+
+    mapping: Path = Path("data/connectors/jira.yaml")
+    #: The Atlassian account the connector acts as, and its API token.
+    email: str = ""
+    api_token: str = field(default="", repr=False)
+    #: JQL of the issues polled for new tickets.
+    poll_jql: str = 'statusCategory = "To Do" ORDER BY created DESC'
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                *self._system_checks(),
+                (not self.enabled or bool(self.email), "EMAIL: expected the account's e-mail"),
+                (not self.enabled or bool(self.api_token), "API_TOKEN: expected an API token"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class WebhookSettings(EnvironmentSettings):
+    """Generic webhooks; each field is ``TRIAGE_WEBHOOK_<NAME>``. Inbound: any system posts a
+    ticket, signed with HMAC-SHA256; outbound: every result is posted, signed, to a URL."""
+
+    prefix: ClassVar[str] = PREFIX + "WEBHOOK_"
+
+    #: Accept tickets at ``POST /v1/connectors/webhook/events``.
+    inbound_enabled: bool = False
+    #: Secret of inbound signatures (``X-Triage-Signature: t=<unix time>,v1=<hex>``).
+    inbound_secret: str = field(default="", repr=False)
+    #: Seconds a signature's timestamp may differ from this server's clock.
+    tolerance_s: float = 300.0
+    #: URL every result is posted to; empty sends nothing.
+    outbound_url: str = ""
+    #: Secret the outbound posts are signed with.
+    outbound_secret: str = field(default="", repr=False)
+    #: Attempts per delivery before it goes to the dead letters (kept until replayed).
+    max_attempts: int = 5
+    #: Seconds before the first retry; doubled after each failed attempt.
+    backoff_s: float = 2.0
+    #: Seconds one delivery attempt may take.
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        self._check(
+            [
+                (
+                    not self.inbound_enabled or len(self.inbound_secret) >= 16,
+                    "INBOUND_SECRET: expected a secret of 16 characters or more",
+                ),
+                (self.tolerance_s > 0, "TOLERANCE_S: expected more than 0 seconds"),
+                (
+                    not self.outbound_url or self.outbound_url.startswith(("http://", "https://")),
+                    "OUTBOUND_URL: expected http(s)://...",
+                ),
+                (
+                    not self.outbound_url or len(self.outbound_secret) >= 16,
+                    "OUTBOUND_SECRET: expected a secret of 16 characters or more",
+                ),
+                (1 <= self.max_attempts <= 100, "MAX_ATTEMPTS: expected 1..100"),
+                (0 <= self.backoff_s <= 3600, "BACKOFF_S: expected 0..3600 seconds"),
+                (0 < self.timeout_s <= 300, "TIMEOUT_S: expected 0..300 seconds"),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class ConnectorSettings(EnvironmentSettings):
+    """Connectors to ticket systems and generic webhooks; each system reads its own
+    prefix (see ``docs/connectors.md``)."""
+
+    prefix: ClassVar[str] = PREFIX + "CONNECTORS_"
+
+    zammad: ZammadSettings = field(default_factory=ZammadSettings)
+    otobo: OtoboSettings = field(default_factory=OtoboSettings)
+    jira: JiraSettings = field(default_factory=JiraSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+
+
+@dataclass(frozen=True)
 class Settings(EnvironmentSettings):
     """How the service runs. Each field is set by ``TRIAGE_<FIELD NAME IN CAPITALS>``."""
 
@@ -378,6 +564,7 @@ class Settings(EnvironmentSettings):
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     learning: LearningSettings = field(default_factory=LearningSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    connectors: ConnectorSettings = field(default_factory=ConnectorSettings)
 
     def __post_init__(self) -> None:
         self._check(

@@ -35,6 +35,7 @@ from service.settings import Settings
 
 __all__ = [
     "PUBLIC_PATHS",
+    "SIGNED_PATHS",
     "ApiKeyMiddleware",
     "ApiKeyVerifier",
     "RequestTimeoutMiddleware",
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 #: Paths that need no key and are not rate limited (probes, metrics, the API's own docs).
 PUBLIC_PATHS = ["^/health$", "^/ready$", "^/metrics", "^/docs"]
+#: Paths authenticated by the calling ticket system's signature or token, not an API key.
+SIGNED_PATHS = ["^/v1/connectors/[a-z]+/events$"]
 HOW_TO_SEND = (
     "send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'; "
     "an administrator makes one with `python -m service keys create`"
@@ -94,8 +97,9 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
     def __init__(
         self, app: ASGIApp, verifier: ApiKeyVerifier, page_paths: list[str] | None = None
     ) -> None:
-        # Web pages check sign-in themselves, to send a browser to the sign-in page.
-        super().__init__(app, exclude=PUBLIC_PATHS + (page_paths or []))
+        # Web pages check sign-in themselves, to send a browser to the sign-in page;
+        # connector webhooks are authenticated by the calling system's signature instead.
+        super().__init__(app, exclude=[*PUBLIC_PATHS, *SIGNED_PATHS, *(page_paths or [])])
         self.verifier = verifier
 
     async def authenticate_request(

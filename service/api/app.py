@@ -38,6 +38,7 @@ from service.api.access import (
     require_scope,
 )
 from service.api.classification import classifier_of, classify_requests
+from service.api.connectors import ROUTES as CONNECTOR_ROUTES
 from service.api.knowledge import ROUTES as KNOWLEDGE_ROUTES
 from service.api.learning import ROUTES as LEARNING_ROUTES
 from service.api.learning import model_to_serve, run_learning_upkeep
@@ -53,6 +54,7 @@ from service.api.schemas import (
     RouteResponse,
     TicketRequest,
 )
+from service.connectors import ConnectorHub, TriageEngine
 from service.errors import InputError, ModelLoadError, ServiceError
 from service.inference.bundle import BundleError, ModelBundle
 from service.inference.classifier import TicketClassifier
@@ -244,6 +246,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
     predictions = PredictionLog(engine, store_text=not settings.privacy.redact_knowledge)
     registry = ModelRegistry(engine)
     web = web_app_config(settings) if settings.web.enabled else None
+    feedback = FeedbackStore(engine)
+    routing = RoutingService(RoutingDirectory(engine), settings.routing)
+    triage = TriageEngine(settings, classifier, predictions, knowledge, routing, feedback)
+    connectors = ConnectorHub(settings, engine, triage)
     state = State(
         {
             "settings": settings,
@@ -253,9 +259,10 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             "classifier": classifier,
             "knowledge": knowledge,
             "predictions": predictions,
-            "feedback": FeedbackStore(engine),
+            "feedback": feedback,
             "registry": registry,
-            "routing": RoutingService(RoutingDirectory(engine), settings.routing),
+            "routing": routing,
+            "connectors": connectors,
         }
     )
 
@@ -270,10 +277,13 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
         # A missing or broken bundle or an unreachable database stops start-up here; the
         # slower model warm-up and index loading run in the background while /health
         # already answers.
-        ModelBundle.load(settings.model_dir)
+        bundle = ModelBundle.load(settings.model_dir)
+        # A mapping file naming labels the model does not have stops start-up here.
+        connectors.configure(bundle.heads)
         await asyncio.to_thread(upgrade_schema, engine)
         await asyncio.to_thread(warn_about_access, settings, keys)
         await predictions.start()
+        await connectors.start()
         loading = asyncio.create_task(start()) if load_model else None
         try:
             yield
@@ -282,6 +292,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
                 if task is not None and not task.done():
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
+            await connectors.stop()
             await knowledge.stop()
             await classifier.stop()
             await predictions.stop()
@@ -301,6 +312,7 @@ def create_app(settings: Settings | None = None, *, load_model: bool = True) -> 
             *ROUTING_ROUTES,
             *LEARNING_ROUTES,
             *(web.route_handlers if web else []),
+            *CONNECTOR_ROUTES,
             MetricsController,
         ],
         state=state,

@@ -25,6 +25,7 @@ _MEANINGS = {
     413: "The request body is larger than TRIAGE_MAX_BODY_BYTES.",
     422: "The bundle asked for could not be loaded; the previous model keeps serving.",
     429: "Rate limit exceeded; `Retry-After` says when to retry.",
+    502: "The ticket system a connector calls refused the call or could not be reached.",
     503: "Still loading, or at capacity; `Retry-After` says when to retry.",
     504: "The request ran longer than TRIAGE_REQUEST_TIMEOUT_S.",
 }

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.errors import ServiceError
@@ -153,6 +154,20 @@ class ModelRegistry:
         for head in metrics.get("test", {}).values():
             head.pop("per_language", None)
         provenance = bundle.raw.get("provenance", {})
+        try:
+            return self._put_version(bundle, directory, metrics, provenance)
+        except IntegrityError:
+            # Another replica registered the same version between our look-up and insert;
+            # the second pass finds its row.
+            return self._put_version(bundle, directory, metrics, provenance)
+
+    def _put_version(
+        self,
+        bundle: ModelBundle,
+        directory: Path,
+        metrics: dict[str, Any],
+        provenance: dict[str, Any],
+    ) -> VersionRecord:
         with Session(self.engine) as session, session.begin():
             row = session.scalar(select(ModelVersion).where(ModelVersion.version == bundle.version))
             if row is None:

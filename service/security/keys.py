@@ -35,8 +35,9 @@ __all__ = [
 
 #: ``predict``: classify, suggest, route (without assigning) and read; ``knowledge:write``:
 #: add and delete knowledge entries; ``routing:write``: assign tickets, close assignments,
-#: set agents' availability; ``feedback:write``: post agents' feedback; ``admin``: everything,
-#: including teams, agents' profiles, model reloads, promotion and rollback.
+#: set agents' availability; ``feedback:write``: post agents' feedback; ``connectors:write``:
+#: poll ticket systems and replay outbound webhooks; ``admin``: everything, including teams,
+#: agents' profiles, model reloads, promotion and rollback.
 #: The roles of the web interfaces are scopes too: ``agent`` (the agent view, and what it
 #: calls: predict, feedback:write, routing:write) and ``lead`` (an agent who also sees the
 #: dashboard and reports).
@@ -45,6 +46,7 @@ SCOPES = (
     "knowledge:write",
     "routing:write",
     "feedback:write",
+    "connectors:write",
     "agent",
     "lead",
     "admin",

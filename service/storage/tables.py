@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -24,6 +25,8 @@ __all__ = [
     "ApiKey",
     "Assignment",
     "Base",
+    "ConnectorEvent",
+    "ConnectorTicket",
     "Feedback",
     "KnowledgeChange",
     "KnowledgeEntry",
@@ -34,6 +37,7 @@ __all__ = [
     "Team",
     "Ticket",
     "UTCDateTime",
+    "WebhookDelivery",
     "utc_now",
 ]
 
@@ -297,3 +301,68 @@ class ShadowEvaluation(Base):
     #: Per model and head: accuracy and macro-F1 on the feedback's labels.
     results: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class ConnectorEvent(Base):
+    """An event a connector took (a webhook delivery or a polled ticket), once per event id:
+    a repeated delivery of the same id is answered from here and not processed again."""
+
+    __tablename__ = "connector_events"
+    __table_args__ = (UniqueConstraint("system", "event_id", name="uq_connector_events_event"),)
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    #: ``zammad``, ``otobo``, ``jira`` or ``webhook``.
+    system: Mapped[str] = mapped_column(String(32))
+    #: The system's delivery id, or one derived from the ticket and its change.
+    event_id: Mapped[str] = mapped_column(String(255))
+    ticket_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    #: What came of it: ``triaged``, ``review``, ``feedback``, ``echo``, ``ignored``...
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+
+
+class ConnectorTicket(Base):
+    """A ticket a connector triaged: its prediction, what was written back, and the values
+    last seen in the system. An event that shows only the values written here is the echo
+    of the connector's own write; a different value is an agent's correction."""
+
+    __tablename__ = "connector_tickets"
+    __table_args__ = (UniqueConstraint("system", "ticket_id", name="uq_connector_tickets_ticket"),)
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(32))
+    ticket_id: Mapped[str] = mapped_column(String(255))
+    prediction_id: Mapped[str] = mapped_column(String(36), index=True)
+    #: Field -> value as written (system names: group, priority, assignee, tags, note).
+    written: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Head -> the system's value when last seen (after the write, or at triage in dry run).
+    seen: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: True when nothing was written (dry run): the values seen are the system's own.
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: True when the confidence was too low and the ticket went to review.
+    review: Mapped[bool] = mapped_column(Boolean, default=False)
+    triaged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    #: When the ticket was seen closed (its resolution then went to the knowledge base).
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """An outbound webhook post. Stored before the first attempt and kept after the last:
+    ``pending`` until delivered, ``dead`` after the last failed attempt (replayable)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True, autoincrement=True)
+    #: Event type sent as ``X-Triage-Event``, e.g. ``ticket.triaged``.
+    event: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    #: The JSON body, exactly as signed and sent.
+    payload: Mapped[str] = mapped_column(Text)
+    #: ``pending``, ``delivered`` or ``dead``.
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,8 +1,8 @@
 """The web interfaces: runners-up and embeddings kept with each prediction, tickets filed
 through the self-service page, and what self-service visits ended with.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-04
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from service.storage.tables import UTCDateTime
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
