@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -394,5 +395,7 @@ def test_dry_run_names_the_owner_it_would_set_without_booking_the_agent(
         load = client.app.state.routing.directory.agent("anna").load
 
     assert outcome["outcome"] == "dry-run" and zammad.writes_for(ticket_id) == []
-    assert "assignee -> 'anna@example.com'" in caplog.text
+    # The login is an e-mail address: where the service's logging is configured (another
+    # test ran the command line in this process), the redacting filter hides it.
+    assert re.search(r"assignee -> ('anna@example\.com'|<EMAIL>')", caplog.text)
     assert load == 0
