@@ -79,12 +79,7 @@ class ConnectorStore:
             detail="",
             received_at=utc_now(),
         )
-        try:
-            with Session(self.engine) as session, session.begin():
-                session.add(row)
-        except IntegrityError:
-            return False
-        return True
+        return self._insert_once(row)
 
     def finish_event(self, system: str, event_id: str, outcome: str, detail: str) -> None:
         with Session(self.engine) as session, session.begin():
@@ -159,6 +154,11 @@ class ConnectorStore:
             review=review,
             triaged_at=utc_now(),
         )
+        return self._insert_once(row)
+
+    def _insert_once(self, row: ConnectorEvent | ConnectorTicket) -> bool:
+        """Insert ``row``; False when its unique key is already taken (by another delivery
+        or another replica)."""
         try:
             with Session(self.engine) as session, session.begin():
                 session.add(row)
