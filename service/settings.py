@@ -315,6 +315,8 @@ class WebSettings(EnvironmentSettings):
     #: Cosine distance (of embeddings less the window's mean) within which tickets join one
     #: issue (0..2): lower makes smaller, tighter issues.
     cluster_distance: float = 0.55
+    #: Seconds the dashboard reuses the recurring issues it found (0: find them every time).
+    cluster_cache_s: float = 60.0
     #: A recurring issue is emerging when its last day's tickets are at least this many times
     #: its daily rate before (and at least ``cluster_min_tickets``).
     emerging_growth: float = 3.0
@@ -335,6 +337,7 @@ class WebSettings(EnvironmentSettings):
                 (self.cluster_min_tickets >= 2, "CLUSTER_MIN_TICKETS: expected 2 or more"),
                 (self.cluster_max_tickets >= 10, "CLUSTER_MAX_TICKETS: expected 10 or more"),
                 (0 < self.cluster_distance < 2, "CLUSTER_DISTANCE: expected 0..2"),
+                (self.cluster_cache_s >= 0, "CLUSTER_CACHE_S: expected 0 or more"),
                 (self.emerging_growth > 1, "EMERGING_GROWTH: expected more than 1"),
             ]
         )

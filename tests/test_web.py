@@ -413,6 +413,16 @@ def test_self_service_can_require_sign_in(trained: Path, tmp_path: Path) -> None
         assert answer.headers["location"] == "/login?next=/help"
 
 
+def test_switched_off_pages_leave_the_api_alone(trained: Path, tmp_path: Path) -> None:
+    settings = settings_for(trained, tmp_path, web=WebSettings(enabled=False))
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+
+        assert client.get("/help").status_code == 404
+        assert client.get("/dashboard").status_code == 404
+        assert client.post("/v1/classify", json={"body": "VPN is down"}).status_code == 200
+
+
 # Interface strings.
 
 
@@ -537,6 +547,20 @@ def test_nothing_is_emerging_without_a_past_to_compare_with(engine: Any) -> None
     issues = Insights(engine, WebSettings()).recurring_issues(now)
 
     assert [(i.tickets, i.emerging) for i in issues] == [(10, False), (6, False)]
+
+
+def test_the_dashboard_reuses_the_issues_it_found_for_a_while(engine: Any) -> None:
+    now = datetime.now(UTC)
+    _fill_issues(engine, now)
+    cached = Insights(engine, WebSettings(cluster_cache_s=3600))
+    uncached = Insights(engine, WebSettings(cluster_cache_s=0))
+    first = cached.cached_recurring_issues()
+    with Session(engine) as session, session.begin():
+        for number in range(100, 104):
+            _prediction(session, number, now, _direction(9) * 3, f"brand new problem {number}")
+
+    assert cached.cached_recurring_issues() is first
+    assert len(uncached.cached_recurring_issues()) == len(first) + 1
 
 
 def test_words_common_to_every_group_do_not_name_one() -> None:

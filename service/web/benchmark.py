@@ -91,7 +91,8 @@ def run_benchmark(
             rate_limit=RateLimitSettings(requests=0),
         )
         settings = dataclasses.replace(
-            settings, web=dataclasses.replace(settings.web, cluster_max_tickets=limit)
+            settings,
+            web=dataclasses.replace(settings.web, cluster_max_tickets=limit, cluster_cache_s=0),
         )
         with TestClient(create_app(settings), timeout=600) as client:
             while client.get("/ready").status_code != 200:

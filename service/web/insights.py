@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic as time_now
 from typing import Any
 
 import numpy as np
@@ -142,6 +143,17 @@ class Insights:
     def __init__(self, engine: Engine, settings: WebSettings) -> None:
         self.engine = engine
         self.settings = settings
+        self._issues: tuple[float, list[RecurringIssue]] | None = None
+
+    def cached_recurring_issues(self) -> list[RecurringIssue]:
+        """``recurring_issues()``, found again at most every ``cluster_cache_s`` seconds (the
+        clustering takes about a second per 3,000 tickets; leads reload dashboards)."""
+        cached = self._issues
+        if cached is not None and time_now() - cached[0] < self.settings.cluster_cache_s:
+            return cached[1]
+        issues = self.recurring_issues()
+        self._issues = (time_now(), issues)
+        return issues
 
     def summary(self, period: Period) -> Summary:
         with Session(self.engine) as session:

@@ -507,7 +507,7 @@ async def _lead_page(request: Request[Any, Any, Any], state: State, template: st
     visitor = await visitor_of(request, "lead")
     period = _period(request)
     summary = await asyncio.to_thread(state.insights.summary, period)
-    issues = await asyncio.to_thread(state.insights.recurring_issues)
+    issues = await asyncio.to_thread(state.insights.cached_recurring_issues)
     language, _ = _language(request)
     strings = catalogs()
 
