@@ -73,7 +73,6 @@ from service.web.selfservice import SelfServiceDesk
 __all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
-STANDARD_HEADS = ("queue", "priority", "type")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 

@@ -12,8 +12,7 @@ from service.api.checks import check_ticket_text
 from service.api.knowledge import suggest_for_predictions
 from service.api.routing import routing_result
 from service.api.schemas import Alternative, Classification, HeadResult, TicketRequest
-from service.errors import BusyError, ModelNotReadyError
-from service.inference.batcher import QueueFullError
+from service.errors import ModelNotReadyError
 from service.inference.classifier import Ticket, TicketClassifier, TicketPrediction
 from service.learning.predictions import new_prediction_id
 from service.settings import Settings
@@ -71,10 +70,7 @@ async def classify_requests(
     wanted = [i for i, request in enumerate(requests) if "suggestions" in request.include]
     if wanted:
         state.knowledge.require()  # refuse before the model runs, not after
-    try:
-        predictions = await classifier.classify(tickets_of(requests, classifier.settings))
-    except QueueFullError as exc:
-        raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
+    predictions = await classifier.classify(tickets_of(requests, classifier.settings))
     ids = [new_prediction_id() for _ in predictions]
     await state.predictions.record(
         ids, predictions, [r.subject for r in requests], [r.body for r in requests]

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from service.connectors.mapping import ConnectorMapping
 from service.connectors.tickets import NOTE_MARKER, TicketSnapshot, WriteBack
-from service.errors import BusyError, InputError, ModelNotReadyError
-from service.inference.batcher import QueueFullError
+from service.errors import InputError
 from service.inference.classifier import Ticket, TicketClassifier, TicketPrediction
 from service.knowledge import EntryInput, Suggestion
 from service.knowledge.service import KnowledgeService
@@ -51,20 +50,15 @@ class TriageEngine:
         self.feedback = feedback
 
     async def classify(self, ticket: TicketSnapshot) -> tuple[str, TicketPrediction]:
-        if not self.classifier.ready:
-            raise ModelNotReadyError("the model is still loading; retry in a few seconds")
         if not ticket.body.strip() and not ticket.subject.strip():
             raise InputError(f"ticket {ticket.ticket_id}: expected a subject or body, found none")
         # NUL cannot be stored in PostgreSQL text, and no ticket needs it.
         text_limit = self.settings.max_text_chars
         subject = ticket.subject.replace("\x00", "")[:text_limit]
         body = ticket.body.replace("\x00", "")[:text_limit]
-        try:
-            predictions = await self.classifier.classify(
-                [Ticket(body or subject, subject or None, ticket.language)]
-            )
-        except QueueFullError as exc:
-            raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
+        predictions = await self.classifier.classify(
+            [Ticket(body or subject, subject or None, ticket.language)]
+        )
         prediction_id = new_prediction_id()
         await self.predictions.record([prediction_id], predictions, [subject], [body or subject])
         return prediction_id, predictions[0]

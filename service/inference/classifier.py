@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from service import metrics
-from service.inference.batcher import MicroBatcher
+from service.errors import BusyError, ModelNotReadyError
+from service.inference.batcher import MicroBatcher, QueueFullError
 from service.inference.bundle import ModelBundle, TriageRuntime, bundle_record, softmax
 from service.settings import Settings
 from service.text import detect_language, ticket_text
@@ -143,13 +144,18 @@ class TicketClassifier:
             return loaded
 
     async def classify(self, tickets: Sequence[Ticket]) -> list[TicketPrediction]:
+        """Predictions for ``tickets``; ``ModelNotReadyError`` while the model loads,
+        ``BusyError`` when the batcher's queue is full."""
         model = self.model
         if model is None:
-            raise RuntimeError("the model is still loading")
+            raise ModelNotReadyError("the model is still loading; retry in a few seconds")
         runtime, bundle = model.runtime, model.bundle
         texts = [ticket_text(t.subject, t.body, bundle.text_prefix) for t in tickets]
         ids, truncated = runtime.encode(texts)
-        results = await self.batcher.submit(runtime.run_ids, ids)
+        try:
+            results = await self.batcher.submit(runtime.run_ids, ids)
+        except QueueFullError as exc:
+            raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
         predictions = []
         for ticket, text, result, cut in zip(tickets, texts, results, truncated, strict=True):
             language, detected = ticket.language, False

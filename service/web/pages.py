@@ -36,8 +36,7 @@ from service.api.checks import check_ticket_text
 from service.api.classification import classifier_of, classify_requests
 from service.api.knowledge import suggest_for_predictions
 from service.api.schemas import TicketRequest
-from service.errors import BusyError, InputError, ServiceError
-from service.inference.batcher import QueueFullError
+from service.errors import InputError, ServiceError
 from service.inference.classifier import Ticket
 from service.learning.predictions import PredictionRecord
 from service.settings import Settings
@@ -403,10 +402,7 @@ async def agent_ticket(request: Request[Any, Any, Any], state: State, prediction
     routing = None
     if record.body is not None:
         ticket = Ticket(record.body, record.subject or None, record.language)
-        try:
-            prediction = (await classifier.classify([ticket]))[0]
-        except QueueFullError as exc:
-            raise BusyError(f"the service is at capacity ({exc}); retry shortly") from exc
+        prediction = (await classifier.classify([ticket]))[0]
         if state.knowledge.ready:
             found = await suggest_for_predictions(
                 state.knowledge, state.settings, [record.subject], [record.body], [prediction]
