@@ -25,7 +25,7 @@ SOAK_DURATION ?= 600
 SOAK_RATE ?= 10
 
 .PHONY: setup setup-serving browser train train-quick evaluate evaluate-retrieval base-model serve \
-	knowledge-import bench-knowledge bench-web simulate-routing soak test lint format clean
+	knowledge-import bench bench-knowledge bench-web simulate-routing soak test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -75,6 +75,16 @@ evaluate: setup
 # Suggestions: dense (three embedders), BM25 and hybrid on the bundle's own split.
 evaluate-retrieval: setup
 	$(BIN)/python -m training.evaluate_retrieval --model $(MODEL) --output runs/retrieval/$(NAME)
+
+# Inference speed of MODEL on BENCH_TICKETS: PyTorch against the ONNX graphs (fp32, INT8),
+# the machine's fp32 peak, the HTTP path, and the serving choices; report in
+# runs/bench/inference/ (about 20 minutes on 2 cores with the defaults).
+BENCH_TICKETS ?= ../shared/data/tickets/softoft_dataset_generator_prerelease/v3_prerelease_combined.dedup.csv
+BENCH_INFERENCE_ARGS ?=
+bench: setup
+	@test -f $(MODEL)/config.json || $(BIN)/python -m training.train --quick --data $(DATA) --name $(NAME)
+	$(BIN)/python -m training.benchmark --model-dir $(MODEL) --tickets $(BENCH_TICKETS) \
+		--output runs/bench/inference $(BENCH_INFERENCE_ARGS)
 
 # The ANN libraries side by side, then a 1,000,000-entry index (about 12 minutes on 2 cores).
 bench-knowledge: setup

@@ -37,6 +37,8 @@ def test_bundle_holds_every_file(trained: Path) -> None:
         "MODEL_CARD.md",
         "data_statistics.json",
         "train_config.json",
+        "pytorch/model.safetensors",
+        "pytorch/config.json",
     ]
     assert [name for name in expected if not (trained / name).is_file()] == []
 

@@ -61,6 +61,8 @@ class TrainConfig:
     export_int8: bool = True
     #: Also export the untouched base encoder for similar-ticket search.
     export_retrieval: bool = True
+    #: Keep the network's PyTorch weights in the bundle (``pytorch/``), for the benchmark.
+    export_pytorch: bool = True
     parity_tolerance: float = 1e-3
     int8_min_agreement: float = 0.95
 

@@ -129,18 +129,35 @@ def optimise_graph(source: Path, target: Path, num_heads: int, hidden_size: int)
     return {k: int(v) for k, v in fused.items() if v}
 
 
-def quantize_int8(source: Path, target: Path) -> list[str]:
+#: Which feed-forward projections dynamic INT8 quantisation covers: ``none`` keeps both in
+#: fp32, ``input`` quantises the one after layer norm (``intermediate``), ``all`` both.
+FEED_FORWARD_CHOICES = ("none", "input", "all")
+
+
+def quantize_int8(
+    source: Path, target: Path, feed_forward: str = "none", signed_weights: bool = False
+) -> list[str]:
     """Dynamic INT8 quantisation; returns the nodes kept in fp32.
 
-    Quantised: the embedding lookup, the attention projections and the attention
-    output, with per-channel unsigned 8-bit weights. Kept in fp32: the lexical
-    model's tables (sparse, and 8-bit IDF weights would shift every ticket's
-    norm) and both feed-forward projections of every layer. Their activations
-    (after layer norm and after GELU) have outliers that per-tensor dynamic
-    activation scales cannot represent: on the 1,631-ticket test split of the
-    default data, quantising them left only 97.5 % of predictions equal to fp32,
-    against 98.8 % with them kept in fp32.
+    Quantised by default: the embedding lookup, the attention projections and the
+    attention output, with per-channel unsigned 8-bit weights. Kept in fp32: the lexical
+    model's tables (sparse, and 8-bit IDF weights would shift every ticket's norm) and
+    both feed-forward projections of every layer. Their activations (after layer norm
+    and after GELU) have outliers that per-tensor dynamic activation scales cannot
+    represent: on the 1,631-ticket test split of the default data, quantising them left
+    only 97.5 % of predictions equal to fp32, against 98.8 % with them kept in fp32.
+    ``feed_forward`` and ``signed_weights`` (int8 rather than uint8 weights) are the
+    choices ``make bench`` measures.
     """
+    if feed_forward not in FEED_FORWARD_CHOICES:
+        raise ValueError(
+            f"feed_forward: expected one of {FEED_FORWARD_CHOICES}, found {feed_forward!r}"
+        )
+    kept_projections = {
+        "none": ("/output/dense/MatMul", "/intermediate/dense/MatMul"),
+        "input": ("/output/dense/MatMul",),
+        "all": (),
+    }[feed_forward]
     graph = onnx.load(str(source), load_external_data=False)
     kept = [
         node.name
@@ -148,14 +165,15 @@ def quantize_int8(source: Path, target: Path) -> list[str]:
         if (node.op_type == "Gather" and node.input[0].startswith("lexical."))
         or (
             node.op_type == "MatMul"
-            and node.name.endswith(("/output/dense/MatMul", "/intermediate/dense/MatMul"))
+            and kept_projections
+            and node.name.endswith(kept_projections)
             and "/attention/" not in node.name
         )
     ]
     quantize_dynamic(
         str(source),
         str(target),
-        weight_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
         per_channel=True,
         op_types_to_quantize=["MatMul", "Attention", "Gather", "EmbedLayerNormalization"],
         nodes_to_exclude=kept,

@@ -47,11 +47,14 @@ from training.export import (
 )
 from training.model import TriageModel
 from training.model_card import write_model_card, write_report
+from training.reference import REFERENCE_FOLDER, save_reference
 
 __all__ = ["build_bundle"]
 
 logger = logging.getLogger(__name__)
 PARITY_SAMPLE = 64
+#: The test split's tickets, written to the run folder (``runs/<name>/``).
+TEST_SPLIT_FILE = "test_split.csv"
 
 
 def _sha256(path: Path) -> str:
@@ -179,6 +182,10 @@ def build_bundle(
     if retrieval is not None:
         bundle_config["retrieval_encoder"] = retrieval
     write_json(staging / "config.json", bundle_config)
+    if config.export_pytorch:
+        save_reference(model, staging / REFERENCE_FOLDER)
+    # The held-out tickets, beside the run (not in the bundle, which ships without ticket text).
+    prepared.test.to_csv(run_dir / TEST_SPLIT_FILE, index=False)
     write_json(staging / "labels.json", prepared.labels)
     write_json(staging / "temperatures.json", temperatures)
     write_json(staging / "train_config.json", {**config.to_json(), "device": device})

@@ -599,6 +599,13 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
         help="leave out the base encoder that similar-ticket search uses by default",
     )
     parser.add_argument(
+        "--no-pytorch",
+        dest="export_pytorch",
+        action="store_false",
+        help="leave out the PyTorch copy of the network (pytorch/, about 470 MB for e5-small) "
+        "that `make bench` measures against",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a fast smoke run: 1 epoch, short inputs, small lexical search",
