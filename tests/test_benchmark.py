@@ -16,6 +16,7 @@ from service.inference.bundle import ModelBundle, TriageRuntime, pad_token_ids
 from tests.conftest import SAMPLE
 from training.benchmark import BenchConfig, flops_per_ticket
 from training.benchmark import main as bench_main
+from training.benchmark_engines import float16_graph
 from training.export import quantize_int8
 from training.reference import REFERENCE_FOLDER, ReferenceError, load_reference, reference_logits
 
@@ -135,3 +136,15 @@ def test_bench_run_reports_every_section(trained: Path, tmp_path: Path) -> None:
         "GPU",
     ]
     assert [s for s in sections if f"## {s}\n" not in markdown] == []
+
+
+def test_cuda_graph_is_the_network_in_half_precision(trained: Path, tmp_path: Path) -> None:
+    path = float16_graph(trained / "model.onnx", tmp_path / "model.fp16.onnx")
+
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph)
+    weights = [t.data_type for t in graph.graph.initializer if len(t.dims) == 2]
+    assert weights.count(onnx.TensorProto.FLOAT16) > len(weights) / 2
+    assert {i.type.tensor_type.elem_type for i in graph.graph.input} == {onnx.TensorProto.INT64}
+    float_outputs = {o.type.tensor_type.elem_type for o in graph.graph.output}
+    assert float_outputs == {onnx.TensorProto.FLOAT}

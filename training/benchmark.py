@@ -57,6 +57,8 @@ GPU_ENGINES = ("pytorch-cuda-fp16", "onnx-cuda-fp16")
 #: fp32 FLOPs per cycle and core with two 256-bit FMA pipes: 2 pipes x 8 lanes x 2.
 #: AMD Zen 4 runs AVX-512 on the same two 256-bit pipes, so it is the same there.
 FLOPS_PER_CYCLE_AVX2 = 32
+#: Ablation groups whose choices change the predictions, so they are scored too.
+NUMBER_CHANGING = ("token cap", "INT8 operators")
 
 
 @dataclass
@@ -67,7 +69,7 @@ class BenchConfig:
     count: int = 1000
     latency_count: int = 1000
     sweep_count: int = 256
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 4, 8, 16, 32, 64])
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 16, 32, 64])
     repeats: int = 3
     engines: list[str] = field(default_factory=lambda: list(CPU_ENGINES))
     threads: int = 0
@@ -267,31 +269,33 @@ def _summarise_engine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _measure(
+    config: BenchConfig, engine: str, texts: list[str], work: Path, name: str, **overrides: Any
+) -> dict[str, Any]:
+    """One measurement of ``engine`` in a process of its own."""
+    fields: dict[str, Any] = {
+        "engine": engine,
+        "model_dir": str(config.model_dir),
+        "texts": texts,
+        "latency_count": min(config.latency_count, len(texts)),
+        "sweep_count": min(config.sweep_count, len(texts)),
+        "batch_sizes": list(config.batch_sizes),
+        "threads": config.threads,
+        "scratch": str(work),
+    }
+    spec = MeasureSpec(**{**fields, **overrides})
+    return _run_child("training.benchmark_engines", asdict(spec), work, name)
+
+
 def measure_engines(
-    config: BenchConfig,
-    engines: Sequence[str],
-    texts: list[str],
-    work: Path,
-    progress: tqdm,
-    **overrides: Any,
+    config: BenchConfig, engines: Sequence[str], texts: list[str], work: Path, progress: tqdm
 ) -> dict[str, list[dict[str, Any]]]:
     """Every engine ``config.repeats`` times, interleaved: round 1 of each, then round 2..."""
     runs: dict[str, list[dict[str, Any]]] = {engine: [] for engine in engines}
     for round_number in range(config.repeats):
         for engine in engines:
-            fields: dict[str, Any] = {
-                "engine": engine,
-                "model_dir": str(config.model_dir),
-                "texts": texts,
-                "latency_count": min(config.latency_count, len(texts)),
-                "sweep_count": min(config.sweep_count, len(texts)),
-                "batch_sizes": list(config.batch_sizes),
-                "threads": config.threads,
-            }
-            spec = MeasureSpec(**{**fields, **overrides})
             progress.set_postfix_str(f"{engine} round {round_number + 1}")
-            name = f"{engine}-{round_number}-{abs(hash(json.dumps(overrides, sort_keys=True)))}"
-            runs[engine].append(_run_child("training.benchmark_engines", asdict(spec), work, name))
+            runs[engine].append(_measure(config, engine, texts, work, f"{engine}-{round_number}"))
             progress.update(1)
     return runs
 
@@ -420,14 +424,22 @@ def _quantised_variants(config: BenchConfig, work: Path) -> dict[str, str]:
     bundle = ModelBundle.load(config.model_dir)
     source = bundle.model_path("fp32")
     variants = {}
-    for name, feed_forward, signed in (
-        ("attention only, u8 (bundle)", "none", False),
-        ("+ feed-forward input, u8", "input", False),
-        ("+ both feed-forward, u8", "all", False),
-        ("+ both feed-forward, s8", "all", True),
+    for name, feed_forward, signed, per_channel in (
+        ("attention only, u8 (bundle)", "none", False, True),
+        ("attention only, s8", "none", True, True),
+        ("+ feed-forward input, s8", "input", True, True),
+        ("+ both feed-forward, u8", "all", False, True),
+        ("+ both feed-forward, s8", "all", True, True),
+        ("+ both feed-forward, s8, one scale per matrix", "all", True, False),
     ):
-        target = work / f"model.int8.{feed_forward}.{'s8' if signed else 'u8'}.onnx"
-        quantize_int8(source, target, feed_forward=feed_forward, signed_weights=signed)
+        target = work / f"model.int8.{feed_forward}.{signed:d}{per_channel:d}.onnx"
+        quantize_int8(
+            source,
+            target,
+            feed_forward=feed_forward,
+            signed_weights=signed,
+            per_channel=per_channel,
+        )
         variants[name] = str(target)
     return variants
 
@@ -460,26 +472,35 @@ def measure_ablations(
     for name, path in _quantised_variants(config, work).items():
         cases.append(("INT8 operators", name, "onnx-int8", {"graph": path}))
 
+    # Rounds outside, cases inside, as for the engines; the numbers only in the first round.
+    runs: list[list[dict[str, Any]]] = [[] for _ in cases]
+    for round_number in range(config.repeats):
+        for index, (group, label, engine, overrides) in enumerate(cases):
+            progress.set_postfix_str(f"{group}: {label} round {round_number + 1}")
+            full_pass = round_number == 0 and group in NUMBER_CHANGING
+            runs[index].append(
+                _measure(
+                    subset_config,
+                    engine,
+                    texts,
+                    work,
+                    f"ablation-{index}-{round_number}",
+                    full_pass=full_pass,
+                    **overrides,
+                )
+            )
+            progress.update(1)
+
     rows = []
-    for group, label, engine, overrides in cases:
-        changes_numbers = group in ("token cap", "INT8 operators")
-        runs = measure_engines(
-            subset_config,
-            [engine],
-            texts,
-            work,
-            progress,
-            full_pass=changes_numbers,
-            **overrides,
-        )[engine]
+    for (group, label, engine, _), case_runs in zip(cases, runs, strict=True):
         row: dict[str, Any] = {
             "group": group,
             "choice": label,
             "engine": engine,
-            "tickets_per_s": _median([r["sweep_tickets_per_s"]["32"] for r in runs]),
+            "tickets_per_s": _median([r["sweep_tickets_per_s"]["32"] for r in case_runs]),
         }
-        if changes_numbers:
-            predicted = runs[0]["predictions"]
+        if group in NUMBER_CHANGING:
+            predicted = case_runs[0]["predictions"]
             row["macro_f1"] = _macro_f1(frame, bundle, predicted)
             row["agreement_with_fp32"] = {
                 head: float(np.mean(np.array(predicted[head]) == np.array(reference[head])))
@@ -556,7 +577,7 @@ def run_benchmark(config: BenchConfig, console: Console) -> dict[str, Any]:
 
     steps = config.repeats * len(engines)
     steps += config.repeats * len(config.concurrency) if config.http else 0
-    ablation_count = 7 + 3 + 4  # batching/threads/graph, token caps, INT8 choices
+    ablation_count = 7 + 3 + 6  # batching/threads/graph, token caps, INT8 choices
     steps += config.repeats * ablation_count if config.ablations else 0
     config.output.mkdir(parents=True, exist_ok=True)
     with (

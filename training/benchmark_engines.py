@@ -35,6 +35,7 @@ __all__ = [
     "ENGINES",
     "EngineResult",
     "MeasureSpec",
+    "float16_graph",
     "measure_engine",
 ]
 
@@ -67,6 +68,8 @@ class MeasureSpec:
     max_length: int | None = None
     #: Skip the full pass at the best batch size (ablations use the sweep alone).
     full_pass: bool = True
+    #: A folder for files the measurement makes (the fp16 graph).
+    scratch: str = ""
 
 
 @dataclass
@@ -93,7 +96,7 @@ def _onnx_runner(spec: MeasureSpec, bundle: ModelBundle) -> tuple[RunBatch, str,
     variant = "int8" if spec.engine == "onnx-int8" else "fp32"
     path = Path(spec.graph) if spec.graph else bundle.model_path(variant)
     if cuda:
-        path = _float16_graph(path, Path(spec.model_dir))
+        path = float16_graph(path, Path(spec.scratch) / f"{path.stem}.fp16.onnx")
     options = ort.SessionOptions()
     options.graph_optimization_level = {
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -117,15 +120,16 @@ def _onnx_runner(spec: MeasureSpec, bundle: ModelBundle) -> tuple[RunBatch, str,
     return run, "sorted", details
 
 
-def _float16_graph(source: Path, model_dir: Path) -> Path:
-    """The fp32 graph converted to float16 (inputs and outputs kept as they are)."""
+def float16_graph(source: Path, target: Path) -> Path:
+    """The fp32 graph in half precision for CUDA, inputs and outputs kept as they are;
+    ONNX Runtime's transformer tools convert its fused operators too."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
-    target = model_dir / "model.fp16.onnx"
     if not target.is_file():
-        model = onnx.load(str(source))
-        onnx.save(convert_float_to_float16(model, keep_io_types=True), str(target))
+        model = OnnxModel(onnx.load(str(source)))
+        model.convert_float_to_float16(keep_io_types=True)
+        model.save_model_to_file(str(target))
     return target
 
 
