@@ -19,6 +19,7 @@ from training.benchmark import main as bench_main
 from training.benchmark_engines import float16_graph
 from training.export import quantize_int8
 from training.reference import REFERENCE_FOLDER, ReferenceError, load_reference, reference_logits
+from training.requantize import main as requantize_main
 
 
 def test_pytorch_copy_reproduces_the_graph_logits(trained: Path) -> None:
@@ -148,3 +149,66 @@ def test_cuda_graph_is_the_network_in_half_precision(trained: Path, tmp_path: Pa
     assert {i.type.tensor_type.elem_type for i in graph.graph.input} == {onnx.TensorProto.INT64}
     float_outputs = {o.type.tensor_type.elem_type for o in graph.graph.output}
     assert float_outputs == {onnx.TensorProto.FLOAT}
+
+
+def _copy_bundle(trained: Path, tmp_path: Path) -> tuple[Path, Path]:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained, bundle)
+    return bundle, trained.parents[1] / "runs" / trained.name / "test_split.csv"
+
+
+def test_requantize_replaces_the_int8_graph_and_rescores_it(trained: Path, tmp_path: Path) -> None:
+    bundle, split = _copy_bundle(trained, tmp_path)
+
+    code = requantize_main(
+        [
+            "--model",
+            str(bundle),
+            "--feed-forward",
+            "all",
+            "--signed-weights",
+            "--test-split",
+            str(split),
+            "--min-agreement",
+            "0",
+        ]
+    )
+
+    assert code == 0
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["int8_quantization"] == {
+        "feed_forward": "all",
+        "signed_weights": True,
+        "per_channel": True,
+    }
+    metrics = json.loads((bundle / "metrics.json").read_text())
+    assert [n for n in metrics["int8_nodes_kept_fp32"] if "MatMul" in n] == []
+    assert 0 <= metrics["int8_agreement_with_fp32"]["all_heads"] <= 1
+    assert set(metrics["test"]["int8"]) == {"queue", "priority", "type"}
+    nodes = onnx.load(str(bundle / "model.int8.onnx")).graph.node
+    assert any(n.op_type == "MatMulInteger" and "/intermediate/" in n.name for n in nodes)
+
+
+def test_requantize_keeps_the_bundle_when_agreement_is_too_low(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle, split = _copy_bundle(trained, tmp_path)
+    before = (bundle / "model.int8.onnx").read_bytes()
+
+    code = requantize_main(
+        [
+            "--model",
+            str(bundle),
+            "--feed-forward",
+            "all",
+            "--test-split",
+            str(split),
+            "--min-agreement",
+            "1.01",
+        ]
+    )
+
+    assert code == 2
+    assert "the bundle is unchanged" in capsys.readouterr().err
+    assert (bundle / "model.int8.onnx").read_bytes() == before
+    assert "int8_quantization" not in json.loads((bundle / "config.json").read_text())

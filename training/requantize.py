@@ -1,0 +1,156 @@
+"""Quantise a bundle's INT8 graph again, with other operator choices, and re-score it.
+
+``make bench`` measures the INT8 choices side by side (which projections are quantised,
+signed or unsigned weights, one scale per column or per matrix). This applies a choice
+to an existing bundle without training it again::
+
+    python -m training.requantize --model onnx_models/acme --feed-forward all --signed-weights \\
+        --test-split runs/acme/test_split.csv
+
+With ``--test-split`` (the held-out tickets training wrote beside its run), the new graph
+is scored on them, and the bundle's ``metrics.json`` gets its INT8 figures and its
+agreement with fp32; a graph agreeing with fp32 on fewer than ``--min-agreement`` of the
+tickets is refused and the bundle left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.files import write_json
+from service.inference.bundle import BundleError, ModelBundle, TriageRuntime, bundle_record
+from training.data import ColumnMapping, DataError, clean_tickets, load_tickets
+from training.evaluate import predict_labels, score_predictions
+from training.export import FEED_FORWARD_CHOICES, quantize_int8
+
+__all__ = ["RequantizeError", "requantize_bundle"]
+
+logger = logging.getLogger(__name__)
+
+
+class RequantizeError(RuntimeError):
+    """The new INT8 graph agrees too little with fp32 to replace the old one."""
+
+
+def requantize_bundle(
+    bundle_dir: Path,
+    feed_forward: str,
+    signed_weights: bool,
+    per_channel: bool,
+    test_split: Path | None = None,
+    min_agreement: float = 0.95,
+) -> dict[str, Any]:
+    """Replace ``model.int8.onnx``; returns the choices and, with a test split, the scores."""
+    bundle = ModelBundle.load(bundle_dir)
+    choices = {
+        "feed_forward": feed_forward,
+        "signed_weights": signed_weights,
+        "per_channel": per_channel,
+    }
+    with tempfile.TemporaryDirectory(dir=bundle_dir) as scratch:
+        candidate = Path(scratch) / "model.int8.onnx"
+        kept = quantize_int8(
+            bundle.model_path("fp32"),
+            candidate,
+            feed_forward=feed_forward,
+            signed_weights=signed_weights,
+            per_channel=per_channel,
+        )
+        result: dict[str, Any] = {"int8_quantization": choices, "int8_nodes_kept_fp32": kept}
+        if test_split is not None:
+            result.update(_score(bundle, candidate, test_split))
+            worst = min(result["int8_agreement_with_fp32"].values())
+            if worst < min_agreement:
+                raise RequantizeError(
+                    f"the new INT8 graph agrees with fp32 on {worst:.3f} of the test tickets for "
+                    f"one head, under --min-agreement {min_agreement}; the bundle is unchanged"
+                )
+        candidate.replace(bundle_dir / "model.int8.onnx")
+
+    config = json.loads((bundle_dir / "config.json").read_text(encoding="utf-8"))
+    config["model_files"]["int8"] = "model.int8.onnx"
+    config["int8_quantization"] = choices
+    write_json(bundle_dir / "config.json", config)
+    metrics = bundle_record(bundle_dir, "metrics.json")
+    if metrics:
+        metrics.update({k: v for k, v in result.items() if k != "test_int8"})
+        if "test_int8" in result:
+            metrics.setdefault("test", {})["int8"] = result["test_int8"]
+        size = (bundle_dir / "model.int8.onnx").stat().st_size / 1e6
+        metrics.setdefault("sizes_mb", {})["int8"] = round(size, 1)
+        write_json(bundle_dir / "metrics.json", metrics)
+    return result
+
+
+def _score(bundle: ModelBundle, graph: Path, test_split: Path) -> dict[str, Any]:
+    heads = list(bundle.heads)
+    mapping = ColumnMapping.default(heads)
+    frame, _ = clean_tickets(
+        load_tickets([str(test_split)], mapping, heads), mapping, heads, min_label_count=1
+    )
+    fp32_names, _ = predict_labels(TriageRuntime(bundle, "fp32", provider="cpu"), frame)
+    # The candidate as the bundle's INT8 graph, before it replaces the bundle's file.
+    candidate = replace(
+        bundle,
+        model_files={**bundle.model_files, "int8": str(graph.relative_to(bundle.directory))},
+    )
+    int8_names, _ = predict_labels(TriageRuntime(candidate, "int8", provider="cpu"), frame)
+    agreement = {
+        head: float(np.mean(np.array(fp32_names[head]) == np.array(int8_names[head])))
+        for head in heads
+    }
+    return {
+        "test_int8": score_predictions(frame, int8_names),
+        "test_fp32_on_split": score_predictions(frame, fp32_names),
+        "int8_agreement_with_fp32": {
+            **agreement,
+            "all_heads": float(np.mean(list(agreement.values()))),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.requantize",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", type=Path, required=True, help="bundle folder")
+    parser.add_argument("--feed-forward", choices=FEED_FORWARD_CHOICES, required=True)
+    parser.add_argument("--signed-weights", action="store_true", help="int8 rather than uint8")
+    parser.add_argument(
+        "--per-tensor", dest="per_channel", action="store_false", help="one scale per matrix"
+    )
+    parser.add_argument("--test-split", type=Path, help="held-out tickets to score it on")
+    parser.add_argument("--min-agreement", type=float, default=0.95)
+    args = parser.parse_args(argv)
+    # ONNX Runtime's quantiser logs every tensor at INFO on the root logger.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = requantize_bundle(
+            args.model,
+            args.feed_forward,
+            args.signed_weights,
+            args.per_channel,
+            args.test_split,
+            args.min_agreement,
+        )
+    except (BundleError, DataError, RequantizeError, FileNotFoundError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    summary = {k: v for k, v in result.items() if k not in ("int8_nodes_kept_fp32",)}
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
