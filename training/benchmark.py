@@ -419,13 +419,17 @@ async def _load(
 
 
 def _quantised_variants(config: BenchConfig, work: Path) -> dict[str, str]:
+    """The INT8 choices, each quantised from the bundle's fp32 graph; the bundle's own is
+    marked (bundles that do not record theirs were quantised attention-only, unsigned)."""
     from training.export import quantize_int8
 
     bundle = ModelBundle.load(config.model_dir)
-    source = bundle.model_path("fp32")
+    own = bundle.raw.get(
+        "int8_quantization", {"feed_forward": "none", "signed_weights": False, "per_channel": True}
+    )
     variants = {}
     for name, feed_forward, signed, per_channel in (
-        ("attention only, u8 (bundle)", "none", False, True),
+        ("attention only, u8", "none", False, True),
         ("attention only, s8", "none", True, True),
         ("+ feed-forward input, s8", "input", True, True),
         ("+ both feed-forward, u8", "all", False, True),
@@ -434,13 +438,18 @@ def _quantised_variants(config: BenchConfig, work: Path) -> dict[str, str]:
     ):
         target = work / f"model.int8.{feed_forward}.{signed:d}{per_channel:d}.onnx"
         quantize_int8(
-            source,
-            target,
+            source=bundle.model_path("fp32"),
+            target=target,
             feed_forward=feed_forward,
             signed_weights=signed,
             per_channel=per_channel,
         )
-        variants[name] = str(target)
+        choice = {
+            "feed_forward": feed_forward,
+            "signed_weights": signed,
+            "per_channel": per_channel,
+        }
+        variants[f"{name} (bundle)" if choice == own else name] = str(target)
     return variants
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = ["ConfigError", "TrainConfig"]
 
+_FEED_FORWARD = ("none", "input", "all")
 _DEVICES = ("auto", "cpu", "cuda")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -64,7 +65,12 @@ class TrainConfig:
     #: Keep the network's PyTorch weights in the bundle (``pytorch/``), for the benchmark.
     export_pytorch: bool = True
     parity_tolerance: float = 1e-3
-    int8_min_agreement: float = 0.95
+    #: Mean share of predictions on the parity tickets where INT8 must agree with fp32.
+    int8_min_agreement: float = 0.85
+    #: Feed-forward projections quantised in the INT8 graph: none, input or all.
+    int8_feed_forward: str = "all"
+    #: Signed 8-bit weights (fast with VNNI) rather than unsigned.
+    int8_signed_weights: bool = True
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -97,6 +103,11 @@ class TrainConfig:
                 f"found {self.class_weight_power}",
             ),
             (0 <= self.dropout < 1, f"dropout: expected 0..1, found {self.dropout}"),
+            (
+                self.int8_feed_forward in _FEED_FORWARD,
+                f"int8_feed_forward: expected one of {_FEED_FORWARD}, "
+                f"found {self.int8_feed_forward!r}",
+            ),
             (
                 self.frozen_layers is None or self.frozen_layers >= 0,
                 f"frozen_layers: expected 0 or more, found {self.frozen_layers}",

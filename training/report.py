@@ -142,7 +142,12 @@ def build_bundle(
     model_files = {"fp32": "model.onnx"}
     int8_fp32_nodes: list[str] = []
     if config.export_int8:
-        int8_fp32_nodes = quantize_int8(staging / "model.onnx", staging / "model.int8.onnx")
+        int8_fp32_nodes = quantize_int8(
+            staging / "model.onnx",
+            staging / "model.int8.onnx",
+            feed_forward=config.int8_feed_forward,
+            signed_weights=config.int8_signed_weights,
+        )
         model_files["int8"] = "model.int8.onnx"
     plain = copy.deepcopy(tokenizer)
     plain.no_truncation()
@@ -167,6 +172,11 @@ def build_bundle(
         "model_files": model_files,
         "inputs": ["input_ids", "attention_mask"],
         "outputs": [f"logits_{h}" for h in heads] + ["embedding"],
+        "int8_quantization": {
+            "feed_forward": config.int8_feed_forward,
+            "signed_weights": config.int8_signed_weights,
+            "per_channel": True,
+        },
         "lexical_weights": {
             h: float(w) for h, w in zip(heads, model.lexical_weight.tolist(), strict=True)
         },

@@ -593,6 +593,19 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--no-int8", dest="export_int8", action="store_false")
     parser.add_argument(
+        "--int8-feed-forward",
+        default=defaults.int8_feed_forward,
+        choices=["none", "input", "all"],
+        help="feed-forward projections quantised in the INT8 graph (none: closest to fp32, "
+        "all: fastest; see `make bench`)",
+    )
+    parser.add_argument(
+        "--int8-unsigned-weights",
+        dest="int8_signed_weights",
+        action="store_false",
+        help="unsigned 8-bit weights (slower where the CPU has VNNI)",
+    )
+    parser.add_argument(
         "--no-retrieval-encoder",
         dest="export_retrieval",
         action="store_false",
