@@ -137,31 +137,32 @@ def flops_per_ticket(tokens: int, layers: int, hidden: int, intermediate: int) -
     return 2.0 * layers * tokens * per_token
 
 
-def _cpu_flags() -> set[str]:
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo``, with the highest clock of any
+    (empty where there is no such file)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
-        return set()
+        return {}
+    fields: dict[str, str] = {}
+    clocks = []
     for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def _nominal_mhz() -> float | None:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    values = [float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz")]
-    return max(values) if values else None
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+        if name.strip() == "cpu MHz":
+            clocks.append(float(value))
+    if clocks:
+        fields["cpu MHz"] = str(max(clocks))
+    return fields
 
 
 def machine_peak(repeats: int = 5, size: int = 2048) -> dict[str, Any]:
     """The fp32 peak from the clock and FMA width, and a measured fp32 GEMM for reference."""
     cores = os.cpu_count() or 1
-    flags = _cpu_flags()
-    mhz = _nominal_mhz()
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    mhz = float(info["cpu MHz"]) if "cpu MHz" in info else None
+    model_name = info.get("model name", platform.machine())
     theoretical = cores * mhz * 1e6 * FLOPS_PER_CYCLE_AVX2 / 1e9 if mhz and "fma" in flags else None
 
     rng = np.random.default_rng(0)
@@ -176,8 +177,8 @@ def machine_peak(repeats: int = 5, size: int = 2048) -> dict[str, Any]:
     gemm = 2 * size**3 / best / 1e9
     return {
         "cores": cores,
-        "processor": platform.processor() or _model_name(),
-        "model_name": _model_name(),
+        "processor": platform.processor() or model_name,
+        "model_name": model_name,
         "mhz": mhz,
         "isa": sorted(flags & {"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16"}),
         "theoretical_gflops": theoretical,
@@ -193,16 +194,6 @@ def machine_peak(repeats: int = 5, size: int = 2048) -> dict[str, Any]:
             "the cores run above their nominal clock"
         ),
     }
-
-
-def _model_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 # Measurements in processes of their own.
@@ -418,54 +409,27 @@ async def _load(
 # Ablations: each serving choice against its alternatives.
 
 
-def _quantised_variants(config: BenchConfig, work: Path) -> dict[str, str]:
-    """The INT8 choices, each quantised from the bundle's fp32 graph; the bundle's own is
-    marked (bundles that do not record theirs were quantised attention-only, unsigned)."""
-    from training.export import quantize_int8
+#: The INT8 choices measured: name, feed-forward projections quantised, signed weights,
+#: one scale per output column.
+INT8_CHOICES = (
+    ("attention only, u8", "none", False, True),
+    ("attention only, s8", "none", True, True),
+    ("+ feed-forward input, s8", "input", True, True),
+    ("+ both feed-forward, u8", "all", False, True),
+    ("+ both feed-forward, s8", "all", True, True),
+    ("+ both feed-forward, s8, one scale per matrix", "all", True, False),
+)
+#: What bundles that do not record their INT8 choice were quantised with.
+EARLIER_INT8 = {"feed_forward": "none", "signed_weights": False, "per_channel": True}
 
-    bundle = ModelBundle.load(config.model_dir)
-    own = bundle.raw.get(
-        "int8_quantization", {"feed_forward": "none", "signed_weights": False, "per_channel": True}
-    )
-    variants = {}
-    for name, feed_forward, signed, per_channel in (
-        ("attention only, u8", "none", False, True),
-        ("attention only, s8", "none", True, True),
-        ("+ feed-forward input, s8", "input", True, True),
-        ("+ both feed-forward, u8", "all", False, True),
-        ("+ both feed-forward, s8", "all", True, True),
-        ("+ both feed-forward, s8, one scale per matrix", "all", True, False),
-    ):
-        target = work / f"model.int8.{feed_forward}.{signed:d}{per_channel:d}.onnx"
-        quantize_int8(
-            source=bundle.model_path("fp32"),
-            target=target,
-            feed_forward=feed_forward,
-            signed_weights=signed,
-            per_channel=per_channel,
-        )
-        choice = {
-            "feed_forward": feed_forward,
-            "signed_weights": signed,
-            "per_channel": per_channel,
-        }
-        variants[f"{name} (bundle)" if choice == own else name] = str(target)
-    return variants
+#: One ablation: its group, the option's name, the engine, and the measurement's overrides.
+Case = tuple[str, str, str, dict[str, Any]]
 
 
-def measure_ablations(
-    config: BenchConfig,
-    frame: pd.DataFrame,
-    texts: list[str],
-    bundle: ModelBundle,
-    work: Path,
-    progress: tqdm,
-    reference: dict[str, list[int]],
-) -> list[dict[str, Any]]:
-    """One row per choice: its throughput at batch size 32 (median of the repeats) and, for
-    choices that change the numbers, macro-F1 and agreement with fp32 on every ticket."""
-    subset_config = BenchConfig(**{**asdict(config), "batch_sizes": [32], "latency_count": 0})
-    cases: list[tuple[str, str, str, dict[str, Any]]] = [
+def ablation_cases(bundle: ModelBundle, work: Path) -> list[Case]:
+    """Every serving choice and its alternatives; the INT8 graphs are named by the file
+    they will be quantised into (``quantise_choices`` writes them)."""
+    cases: list[Case] = [
         ("batching", "length-grouped (served)", "onnx-fp32", {"batching": "sorted"}),
         ("batching", "arrival order", "onnx-fp32", {"batching": "arrival"}),
         ("threads", "ONNX Runtime's choice (served)", "onnx-fp32", {}),
@@ -478,8 +442,53 @@ def measure_ablations(
         if cap != bundle.max_length:
             cases.append(("token cap", f"{cap} tokens", "onnx-int8", {"max_length": cap}))
     cases.append(("token cap", f"{bundle.max_length} tokens (bundle)", "onnx-int8", {}))
-    for name, path in _quantised_variants(config, work).items():
-        cases.append(("INT8 operators", name, "onnx-int8", {"graph": path}))
+    own = bundle.raw.get("int8_quantization", EARLIER_INT8)
+    for name, feed_forward, signed, per_channel in INT8_CHOICES:
+        choice = {
+            "feed_forward": feed_forward,
+            "signed_weights": signed,
+            "per_channel": per_channel,
+        }
+        graph = work / f"model.int8.{feed_forward}.{signed:d}{per_channel:d}.onnx"
+        label = f"{name} (bundle)" if choice == own else name
+        cases.append(("INT8 operators", label, "onnx-int8", {"graph": str(graph), **choice}))
+    return cases
+
+
+def quantise_choices(bundle: ModelBundle, cases: Sequence[Case]) -> list[Case]:
+    """Quantise each INT8 case's graph from the bundle's fp32 graph; the cases as the
+    measurement takes them (the graph's path, not the choice)."""
+    from training.export import quantize_int8
+
+    measured: list[Case] = []
+    for group, label, engine, overrides in cases:
+        if "feed_forward" in overrides:
+            quantize_int8(
+                bundle.model_path("fp32"),
+                Path(overrides["graph"]),
+                feed_forward=overrides["feed_forward"],
+                signed_weights=overrides["signed_weights"],
+                per_channel=overrides["per_channel"],
+            )
+            overrides = {"graph": overrides["graph"]}
+        measured.append((group, label, engine, overrides))
+    return measured
+
+
+def measure_ablations(
+    config: BenchConfig,
+    frame: pd.DataFrame,
+    texts: list[str],
+    bundle: ModelBundle,
+    cases: Sequence[Case],
+    work: Path,
+    progress: tqdm,
+    reference: dict[str, list[int]],
+) -> list[dict[str, Any]]:
+    """One row per choice: its throughput at batch size 32 (median of the repeats) and, for
+    choices that change the numbers, macro-F1 and agreement with fp32 on every ticket."""
+    subset_config = BenchConfig(**{**asdict(config), "batch_sizes": [32], "latency_count": 0})
+    cases = quantise_choices(bundle, cases)
 
     # Rounds outside, cases inside, as for the engines; the numbers only in the first round.
     runs: list[list[dict[str, Any]]] = [[] for _ in cases]
@@ -537,7 +546,9 @@ def _gpu_available() -> tuple[bool, str]:
 
 
 def _intermediate_size(model_dir: Path, hidden: int) -> int:
-    path = model_dir / "pytorch" / "config.json"
+    from training.reference import REFERENCE_FOLDER
+
+    path = model_dir / REFERENCE_FOLDER / "config.json"
     if path.is_file():
         return int(
             json.loads(path.read_text(encoding="utf-8")).get("intermediate_size", 4 * hidden)
@@ -551,15 +562,14 @@ def run_benchmark(config: BenchConfig, console: Console) -> dict[str, Any]:
 
     bundle = ModelBundle.load(config.model_dir)
     if any(engine.startswith("pytorch") for engine in config.engines):
-        from training.reference import REFERENCE_FOLDER, ReferenceError
+        from training.reference import ReferenceError, require_reference
 
-        if not (config.model_dir / REFERENCE_FOLDER / "model.safetensors").is_file():
+        try:
+            require_reference(config.model_dir)
+        except ReferenceError as exc:
             raise ReferenceError(
-                f"{config.model_dir}: expected the PyTorch copy of the network in "
-                f"{REFERENCE_FOLDER}/ to measure against, found none; bundles trained before "
-                "it was written lack it: train again, or leave PyTorch out with "
-                "--engines onnx-fp32 onnx-int8"
-            )
+                f"{exc}, or leave PyTorch out with --engines onnx-fp32 onnx-int8"
+            ) from exc
     frame = load_bench_tickets(config, list(bundle.heads))
     texts = frame_texts(frame, bundle.text_prefix)
     tokenizer = bundle.tokenizer()
@@ -584,37 +594,41 @@ def run_benchmark(config: BenchConfig, console: Console) -> dict[str, Any]:
     intermediate = _intermediate_size(config.model_dir, hidden)
     ticket_flops = [flops_per_ticket(n, layers, hidden, intermediate) for n in lengths]
 
-    steps = config.repeats * len(engines)
-    steps += config.repeats * len(config.concurrency) if config.http else 0
-    ablation_count = 7 + 3 + 6  # batching/threads/graph, token caps, INT8 choices
-    steps += config.repeats * ablation_count if config.ablations else 0
     config.output.mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-") as scratch,
-        tqdm(total=steps, desc="bench", unit="run") as progress,
-    ):
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         work = Path(scratch)
-        runs = measure_engines(config, engines, texts, work, progress)
-        results: dict[str, Any] = {}
-        for engine, engine_runs in runs.items():
-            summary = _summarise_engine(engine_runs)
-            summary["macro_f1"] = _macro_f1(frame, bundle, engine_runs[0]["predictions"])
-            summary["single_macro_f1"] = _macro_f1(
-                frame, bundle, engine_runs[0]["single_predictions"]
+        cases = ablation_cases(bundle, work) if config.ablations else []
+        steps = config.repeats * (len(engines) + len(cases))
+        steps += config.repeats * len(config.concurrency) if config.http else 0
+        with tqdm(total=steps, desc="bench", unit="run") as progress:
+            runs = measure_engines(config, engines, texts, work, progress)
+            results: dict[str, Any] = {}
+            for engine, engine_runs in runs.items():
+                summary = _summarise_engine(engine_runs)
+                summary["macro_f1"] = _macro_f1(frame, bundle, engine_runs[0]["predictions"])
+                summary["single_macro_f1"] = _macro_f1(
+                    frame, bundle, engine_runs[0]["single_predictions"]
+                )
+                seconds = len(texts) / summary["best_tickets_per_s"]
+                summary["gflops"] = sum(ticket_flops) / seconds / 1e9
+                summary["share_of_peak"] = summary["gflops"] / machine["peak_gflops"]
+                results[engine] = summary
+            raw = list(zip(frame["subject"].tolist(), frame["body"].tolist(), strict=True))
+            http = measure_http(config, raw, work, progress) if config.http else None
+            ablations = (
+                measure_ablations(
+                    config,
+                    frame,
+                    texts,
+                    bundle,
+                    cases,
+                    work,
+                    progress,
+                    runs["onnx-fp32"][0]["predictions"],
+                )
+                if cases and "onnx-fp32" in runs
+                else []
             )
-            seconds = len(texts) / summary["best_tickets_per_s"]
-            summary["gflops"] = sum(ticket_flops) / seconds / 1e9
-            summary["share_of_peak"] = summary["gflops"] / machine["peak_gflops"]
-            results[engine] = summary
-        raw = list(zip(frame["subject"].tolist(), frame["body"].tolist(), strict=True))
-        http = measure_http(config, raw, work, progress) if config.http else None
-        ablations = (
-            measure_ablations(
-                config, frame, texts, bundle, work, progress, runs["onnx-fp32"][0]["predictions"]
-            )
-            if config.ablations and "onnx-fp32" in runs
-            else []
-        )
 
     report = {
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),

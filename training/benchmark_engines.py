@@ -29,7 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from service.inference.bundle import ModelBundle, length_batches, pad_token_ids
+from service.inference.bundle import (
+    ModelBundle,
+    create_session,
+    length_batches,
+    pad_id_of,
+    pad_token_ids,
+    softmax,
+)
 
 __all__ = [
     "ENGINES",
@@ -81,8 +88,6 @@ class EngineResult:
     sweep_tickets_per_s: dict[int, float]
     best_batch_size: int
     best_tickets_per_s: float
-    #: Non-padding tokens of the full pass (for the FLOP count).
-    tokens: int
     peak_rss_mib: float
     predictions: dict[str, list[int]] = field(default_factory=dict)
     single_predictions: dict[str, list[int]] = field(default_factory=dict)
@@ -90,24 +95,14 @@ class EngineResult:
 
 
 def _onnx_runner(spec: MeasureSpec, bundle: ModelBundle) -> tuple[RunBatch, str, dict[str, Any]]:
-    import onnxruntime as ort
-
     cuda = spec.engine == "onnx-cuda-fp16"
     variant = "int8" if spec.engine == "onnx-int8" else "fp32"
     path = Path(spec.graph) if spec.graph else bundle.model_path(variant)
     if cuda:
         path = float16_graph(path, Path(spec.scratch) / f"{path.stem}.fp16.onnx")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    }[spec.optimisation]
-    if spec.threads:
-        options.intra_op_num_threads = spec.threads
-    providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), options, providers=providers)
+    session, _ = create_session(
+        path, "cuda" if cuda else "cpu", spec.threads or None, spec.optimisation
+    )
     names = [o.name for o in session.get_outputs()]
     heads = list(bundle.heads)
 
@@ -163,11 +158,11 @@ def _torch_runner(spec: MeasureSpec, bundle: ModelBundle) -> tuple[RunBatch, str
     return run, "arrival", details
 
 
-def _batches(lengths: Sequence[int], batch_size: int, batching: str) -> list[np.ndarray]:
+def _batches(ids: Sequence[Sequence[int]], batch_size: int, batching: str) -> list[np.ndarray]:
     if batching == "sorted":
-        return list(length_batches([range(n) for n in lengths], batch_size))
-    positions = np.arange(len(lengths))
-    return [positions[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+        return list(length_batches(ids, batch_size))
+    positions = np.arange(len(ids))
+    return [positions[i : i + batch_size] for i in range(0, len(ids), batch_size)]
 
 
 def measure_engine(spec: MeasureSpec) -> EngineResult:
@@ -175,8 +170,7 @@ def measure_engine(spec: MeasureSpec) -> EngineResult:
     bundle = ModelBundle.load(spec.model_dir)
     tokenizer = bundle.tokenizer()
     tokenizer.enable_truncation(spec.max_length or bundle.max_length)
-    pad_id = tokenizer.token_to_id("<pad>") or 0
-    temperatures = np.array([bundle.temperatures[h] for h in bundle.heads], dtype=np.float32)
+    pad_id = pad_id_of(tokenizer)
     heads = list(bundle.heads)
 
     started = time.perf_counter()
@@ -185,21 +179,17 @@ def measure_engine(spec: MeasureSpec) -> EngineResult:
     load_s = time.perf_counter() - started
     batching = spec.batching or default_batching
 
-    def classify(texts: Sequence[str], batch_size: int) -> tuple[dict[str, np.ndarray], int]:
-        """Text -> predicted class per head, the whole path; and the tokens it ran."""
-        encodings = tokenizer.encode_batch(list(texts))
-        ids = [e.ids for e in encodings]
+    def classify(texts: Sequence[str], batch_size: int) -> dict[str, np.ndarray]:
+        """Text -> predicted class per head, the whole path (calibrated softmax included)."""
+        ids = [e.ids for e in tokenizer.encode_batch(list(texts))]
         predicted = {h: np.zeros(len(ids), dtype=np.int64) for h in heads}
-        for positions in _batches([len(i) for i in ids], batch_size, batching):
+        for positions in _batches(ids, batch_size, batching):
             input_ids, mask = pad_token_ids([ids[p] for p in positions], pad_id)
             logits = run(input_ids, mask)
-            for head, temperature in zip(heads, temperatures, strict=True):
-                # argmax of the calibrated softmax, computed as the service does
-                scaled = logits[head] / temperature
-                probabilities = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-                probabilities /= probabilities.sum(axis=1, keepdims=True)
+            for head in heads:
+                probabilities = softmax(logits[head], bundle.temperatures[head])
                 predicted[head][positions] = probabilities.argmax(axis=1)
-        return predicted, sum(len(i) for i in ids)
+        return predicted
 
     # Warm-up: first runs allocate arenas and pick kernels.
     classify(spec.texts[:8], 8)
@@ -209,7 +199,7 @@ def measure_engine(spec: MeasureSpec) -> EngineResult:
     single: dict[str, list[int]] = {h: [] for h in heads}
     for text in spec.texts[: spec.latency_count]:
         tick = time.perf_counter()
-        predicted, _ = classify([text], 1)
+        predicted = classify([text], 1)
         latencies.append((time.perf_counter() - tick) * 1000)
         for head in heads:
             single[head].append(int(predicted[head][0]))
@@ -223,10 +213,10 @@ def measure_engine(spec: MeasureSpec) -> EngineResult:
     best = max(sweep, key=lambda size: sweep[size])
 
     predictions: dict[str, list[int]] = {}
-    best_rate, tokens = sweep[best], 0
+    best_rate = sweep[best]
     if spec.full_pass:
         tick = time.perf_counter()
-        predicted, tokens = classify(spec.texts, best)
+        predicted = classify(spec.texts, best)
         best_rate = len(spec.texts) / (time.perf_counter() - tick)
         predictions = {h: v.tolist() for h, v in predicted.items()}
 
@@ -238,7 +228,6 @@ def measure_engine(spec: MeasureSpec) -> EngineResult:
         sweep_tickets_per_s=sweep,
         best_batch_size=best,
         best_tickets_per_s=best_rate,
-        tokens=tokens,
         # ru_maxrss is in KiB on Linux
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         predictions=predictions,

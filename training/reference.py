@@ -22,7 +22,13 @@ from transformers import AutoConfig, AutoModel
 from training.lexical import LexicalFeatures, LexicalHeads
 from training.model import TriageModel
 
-__all__ = ["REFERENCE_FOLDER", "ReferenceError", "load_reference", "save_reference"]
+__all__ = [
+    "REFERENCE_FOLDER",
+    "ReferenceError",
+    "load_reference",
+    "require_reference",
+    "save_reference",
+]
 
 REFERENCE_FOLDER = "pytorch"
 WEIGHTS_FILE = "model.safetensors"
@@ -50,12 +56,8 @@ def save_reference(model: TriageModel, folder: Path) -> None:
     (folder / TRIAGE_FILE).write_text(json.dumps(triage, indent=2), encoding="utf-8")
 
 
-def load_reference(bundle_dir: Path | str, attn_implementation: str | None = None) -> TriageModel:
-    """The bundle's network in PyTorch, in eval mode.
-
-    ``attn_implementation`` is passed to transformers (``eager``, ``sdpa``); ``None``
-    takes transformers' default, which is what a user loading the model would get.
-    """
+def require_reference(bundle_dir: Path | str) -> Path:
+    """The bundle's ``pytorch/`` folder; ``ReferenceError`` when a file of it is missing."""
     folder = Path(bundle_dir) / REFERENCE_FOLDER
     missing = [f for f in ("config.json", WEIGHTS_FILE, TRIAGE_FILE) if not (folder / f).is_file()]
     if missing:
@@ -63,6 +65,16 @@ def load_reference(bundle_dir: Path | str, attn_implementation: str | None = Non
             f"{folder}: expected the PyTorch copy of the network ({', '.join(missing)} missing); "
             "bundles trained before it was written lack it: train again with `make train`"
         )
+    return folder
+
+
+def load_reference(bundle_dir: Path | str, attn_implementation: str | None = None) -> TriageModel:
+    """The bundle's network in PyTorch, in eval mode.
+
+    ``attn_implementation`` is passed to transformers (``eager``, ``sdpa``); ``None``
+    takes transformers' default, which is what a user loading the model would get.
+    """
+    folder = require_reference(bundle_dir)
     triage = json.loads((folder / TRIAGE_FILE).read_text(encoding="utf-8"))
     state = load_file(str(folder / WEIGHTS_FILE))
 

@@ -195,12 +195,22 @@ def choose_providers(provider: str) -> tuple[list[str], str]:
     return ["CPUExecutionProvider"], reason
 
 
+#: ONNX Runtime's graph optimisation levels by name; the service runs ``all``.
+OPTIMISATION_LEVELS = {
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+}
+
+
 def create_session(
-    path: Path, provider: str = "auto", threads: int | None = None
+    path: Path, provider: str = "auto", threads: int | None = None, optimisation: str = "all"
 ) -> tuple[ort.InferenceSession, str]:
-    """An ONNX Runtime session with every graph optimisation, and why its provider was chosen."""
+    """An ONNX Runtime session (every graph optimisation unless ``optimisation`` names a
+    lower level), and why its provider was chosen."""
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = OPTIMISATION_LEVELS[optimisation]
     if threads:
         options.intra_op_num_threads = threads
     providers, reason = choose_providers(provider)
