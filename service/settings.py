@@ -531,9 +531,9 @@ class Settings(EnvironmentSettings):
     #: ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
     threads: int = 0
     #: Most tickets run through the model in one batch. Small batches of similar length waste
-    #: the least on padding: on a 2-core CPU, `make bench` measured 8 fastest for fp32 and
-    #: INT8, and the server at 32 concurrent clients answered 53 requests/s with 8 against 30
-    #: with 32. On a GPU, larger batches pay.
+    #: the least on padding: on a 2-core CPU, `make bench` measured 8 (fp32) and 16 (INT8)
+    #: fastest, and the server at 32 concurrent clients answered 58 requests/s with 8 against
+    #: 31.5 with 32. On a GPU, larger batches pay.
     max_batch_size: int = 8
     #: Longest a ticket waits for others to join its batch, in milliseconds.
     max_batch_wait_ms: float = 5.0

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "TrainConfig"]
+__all__ = ["FEED_FORWARD_CHOICES", "ConfigError", "TrainConfig"]
 
-_FEED_FORWARD = ("none", "input", "all")
+#: Which feed-forward projections dynamic INT8 quantisation covers: ``none`` keeps both in
+#: fp32, ``input`` quantises the one after layer norm (``intermediate``), ``all`` both.
+FEED_FORWARD_CHOICES = ("none", "input", "all")
 _DEVICES = ("auto", "cpu", "cuda")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -104,8 +106,8 @@ class TrainConfig:
             ),
             (0 <= self.dropout < 1, f"dropout: expected 0..1, found {self.dropout}"),
             (
-                self.int8_feed_forward in _FEED_FORWARD,
-                f"int8_feed_forward: expected one of {_FEED_FORWARD}, "
+                self.int8_feed_forward in FEED_FORWARD_CHOICES,
+                f"int8_feed_forward: expected one of {FEED_FORWARD_CHOICES}, "
                 f"found {self.int8_feed_forward!r}",
             ),
             (

@@ -30,7 +30,14 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from service.inference.bundle import BundleError, ModelBundle, RuntimeOutput, TriageRuntime
 from training.data import ColumnMapping, DataError, clean_tickets, frame_texts, load_tickets
 
-__all__ = ["evaluate_bundle", "head_metrics", "main", "plot_confusion", "score_predictions"]
+__all__ = [
+    "evaluate_bundle",
+    "head_metrics",
+    "label_agreement",
+    "main",
+    "plot_confusion",
+    "score_predictions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,16 @@ def head_metrics(true: Sequence[str], predicted: Sequence[str]) -> dict[str, flo
         "macro_f1": float(f1_score(true, predicted, average="macro", zero_division=0)),
         "support": len(true),
     }
+
+
+def label_agreement(
+    first: Mapping[str, Sequence[str]], second: Mapping[str, Sequence[str]]
+) -> dict[str, float]:
+    """Per head, the share of tickets given the same label by both; and ``all_heads``, the
+    mean over the heads."""
+    agreement = {h: float(np.mean(np.array(first[h]) == np.array(second[h]))) for h in first}
+    agreement["all_heads"] = float(np.mean(list(agreement.values())))
+    return agreement
 
 
 def score_predictions(

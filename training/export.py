@@ -41,6 +41,7 @@ from service.inference.bundle import (
     pad_token_ids,
 )
 from training.base_model import BaseModelError, resolve_base_model
+from training.config import FEED_FORWARD_CHOICES
 from training.model import TriageModel, mean_pool
 
 __all__ = [
@@ -127,11 +128,6 @@ def optimise_graph(source: Path, target: Path, num_heads: int, hidden_size: int)
     fused = optimised.get_fused_operator_statistics()
     logger.info("graph optimised: %s", {k: v for k, v in fused.items() if v})
     return {k: int(v) for k, v in fused.items() if v}
-
-
-#: Which feed-forward projections dynamic INT8 quantisation covers: ``none`` keeps both in
-#: fp32, ``input`` quantises the one after layer norm (``intermediate``), ``all`` both.
-FEED_FORWARD_CHOICES = ("none", "input", "all")
 
 
 def quantize_int8(

@@ -37,7 +37,13 @@ from training.baseline import fit_baseline
 from training.calibration import expected_calibration_error, fit_temperature, plot_reliability
 from training.config import TrainConfig
 from training.data import PreparedData, frame_texts, label_indices
-from training.evaluate import metrics_table, plot_confusion, predict_labels, score_predictions
+from training.evaluate import (
+    label_agreement,
+    metrics_table,
+    plot_confusion,
+    predict_labels,
+    score_predictions,
+)
 from training.export import (
     check_parity,
     export_onnx,
@@ -92,14 +98,6 @@ def _provenance(config: TrainConfig, base_model: str) -> dict[str, Any]:
         "code_commit": _git_commit(),
         "python": platform.python_version(),
     }
-
-
-def _int8_agreement(
-    fp32: Mapping[str, list[str]], int8: Mapping[str, list[str]]
-) -> dict[str, float]:
-    agreement = {h: float(np.mean(np.array(fp32[h]) == np.array(int8[h]))) for h in fp32}
-    agreement["all_heads"] = float(np.mean(list(agreement.values())))
-    return agreement
 
 
 def build_bundle(
@@ -219,7 +217,7 @@ def build_bundle(
             TriageRuntime(bundle, "int8", provider="cpu", threads=config.threads), test
         )
         scores["int8"] = score_predictions(test, int8_names)
-        int8_agreement = _int8_agreement(fp32_names, int8_names)
+        int8_agreement = label_agreement(fp32_names, int8_names)
 
     # Calibration before and after temperature scaling, on the test split.
     calibration = {}

@@ -24,13 +24,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from service.files import write_json
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime, bundle_record
+from training.config import FEED_FORWARD_CHOICES
 from training.data import ColumnMapping, DataError, clean_tickets, load_tickets
-from training.evaluate import predict_labels, score_predictions
-from training.export import FEED_FORWARD_CHOICES, quantize_int8
+from training.evaluate import label_agreement, predict_labels, score_predictions
+from training.export import quantize_int8
 from training.model_card import write_model_card, write_report
 
 __all__ = ["RequantizeError", "requantize_bundle"]
@@ -77,9 +76,11 @@ def requantize_bundle(
                 )
         candidate.replace(bundle_dir / "model.int8.onnx")
 
-    config = json.loads((bundle_dir / "config.json").read_text(encoding="utf-8"))
-    config["model_files"]["int8"] = "model.int8.onnx"
-    config["int8_quantization"] = choices
+    config = {
+        **bundle.raw,
+        "model_files": {**bundle.model_files, "int8": "model.int8.onnx"},
+        "int8_quantization": choices,
+    }
     write_json(bundle_dir / "config.json", config)
     metrics = bundle_record(bundle_dir, "metrics.json")
     if metrics:
@@ -109,17 +110,10 @@ def _score(bundle: ModelBundle, graph: Path, test_split: Path) -> dict[str, Any]
         model_files={**bundle.model_files, "int8": str(graph.relative_to(bundle.directory))},
     )
     int8_names, _ = predict_labels(TriageRuntime(candidate, "int8", provider="cpu"), frame)
-    agreement = {
-        head: float(np.mean(np.array(fp32_names[head]) == np.array(int8_names[head])))
-        for head in heads
-    }
     return {
         "test_int8": score_predictions(frame, int8_names),
         "test_fp32_on_split": score_predictions(frame, fp32_names),
-        "int8_agreement_with_fp32": {
-            **agreement,
-            "all_heads": float(np.mean(list(agreement.values()))),
-        },
+        "int8_agreement_with_fp32": label_agreement(fp32_names, int8_names),
     }
 
 

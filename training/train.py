@@ -36,7 +36,7 @@ from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warm
 from service.inference.bundle import pad_token_ids, softmax
 from service.text import QUERY_PREFIX
 from training.base_model import BaseModelError, resolve_base_model
-from training.config import ConfigError, TrainConfig
+from training.config import FEED_FORWARD_CHOICES, ConfigError, TrainConfig
 from training.data import (
     MISSING_LABEL,
     ColumnMapping,
@@ -595,7 +595,7 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
     parser.add_argument(
         "--int8-feed-forward",
         default=defaults.int8_feed_forward,
-        choices=["none", "input", "all"],
+        choices=FEED_FORWARD_CHOICES,
         help="feed-forward projections quantised in the INT8 graph (none: closest to fp32, "
         "all: fastest; see `make bench`)",
     )
@@ -615,7 +615,7 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
         "--no-pytorch",
         dest="export_pytorch",
         action="store_false",
-        help="leave out the PyTorch copy of the network (pytorch/, about 470 MB for e5-small) "
+        help="leave out the PyTorch copy of the network (pytorch/, 509 MB for e5-small) "
         "that `make bench` measures against",
     )
     parser.add_argument(
