@@ -119,7 +119,14 @@ def test_bench_run_reports_every_section(trained: Path, tmp_path: Path) -> None:
     levels = report["http"]["levels"].values()
     assert all(level["errors"] == 0 and level["requests"] > 0 for level in levels)
     groups = {row["group"] for row in report["ablations"]}
-    assert groups == {"batching", "threads", "graph optimisation", "token cap", "INT8 operators"}
+    assert groups == {
+        "batching",
+        "threads",
+        "graph optimisation",
+        "token cap",
+        "INT8 operators",
+        "layer norm",
+    }
     assert [row["target"].split(" (")[0] for row in report["targets"]] == [
         "INT8 / PyTorch default pipeline",
         "INT8 / PyTorch at its best batch size",

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from service.inference.bundle import BundleError, ModelBundle
 from training.benchmark_engines import MeasureSpec
+from training.config import LAYER_NORM_CHOICES
 from training.data import ColumnMapping, DataError, clean_tickets, frame_texts, load_tickets
 
 __all__ = ["BenchConfig", "flops_per_ticket", "machine_peak", "run_benchmark"]
@@ -58,7 +59,7 @@ GPU_ENGINES = ("pytorch-cuda-fp16", "onnx-cuda-fp16")
 #: AMD Zen 4 runs AVX-512 on the same two 256-bit pipes, so it is the same there.
 FLOPS_PER_CYCLE_AVX2 = 32
 #: Ablation groups whose choices change the predictions, so they are scored too.
-NUMBER_CHANGING = ("token cap", "INT8 operators")
+NUMBER_CHANGING = ("token cap", "INT8 operators", "layer norm")
 
 
 @dataclass
@@ -298,6 +299,8 @@ def measure_http(
     config: BenchConfig, tickets: list[tuple[str, str]], work: Path, progress: tqdm
 ) -> dict[str, Any]:
     """The real server under the load generator, each concurrency ``repeats`` times."""
+    import psutil
+
     from service.local_server import create_keys, free_port, wait_until_ready
 
     data_dir = work / "server"
@@ -322,6 +325,7 @@ def measure_http(
         )
     try:
         ready_s = wait_until_ready(url, server, timeout_s=300)
+        server_process = psutil.Process(server.pid)
         runs: dict[int, list[dict[str, Any]]] = {c: [] for c in config.concurrency}
         for round_number in range(config.repeats):
             for concurrency in config.concurrency:
@@ -334,7 +338,12 @@ def measure_http(
                     "seconds": config.http_seconds,
                 }
                 name = f"http-{concurrency}-{round_number}"
-                runs[concurrency].append(_run_child("training.benchmark", payload, work, name))
+                cpu_before = sum(server_process.cpu_times()[:2])
+                result = _run_child("training.benchmark", payload, work, name)
+                # The server's CPU per request, its warm-up requests counted as answered ones.
+                cpu_ms = (sum(server_process.cpu_times()[:2]) - cpu_before) * 1000
+                result["server_cpu_ms"] = cpu_ms / max(result["requests"] + concurrency, 1)
+                runs[concurrency].append(result)
                 progress.update(1)
     finally:
         server.terminate()
@@ -350,6 +359,8 @@ def measure_http(
                 "p99_ms": _median([r["p99_ms"] for r in level]),
                 "errors": sum(r["errors"] for r in level),
                 "requests": sum(r["requests"] for r in level),
+                "client_cpu_ms": _median([r["client_cpu_ms"] for r in level]),
+                "server_cpu_ms": _median([r["server_cpu_ms"] for r in level]),
             }
             for concurrency, level in runs.items()
         },
@@ -359,50 +370,65 @@ def measure_http(
 async def _load(
     url: str, key: str, tickets: list[list[str]], concurrency: int, seconds: float
 ) -> dict[str, Any]:
-    """Closed loop: ``concurrency`` clients, each sending its next ticket when answered."""
-    import httpx
+    """Closed loop: ``concurrency`` clients, each sending its next ticket when answered.
+
+    aiohttp rather than httpx: the generator shares the machine's cores with the server, and
+    aiohttp spends less of them per request (``client_cpu_ms`` records what it did spend).
+    """
+    import resource
+
+    import aiohttp
 
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
     counter = iter(range(10**9))
+    endpoint = f"{url}/v1/classify"
 
-    async def client_loop(client: httpx.AsyncClient) -> None:
+    async def client_loop(session: aiohttp.ClientSession) -> None:
         nonlocal errors
         while time.perf_counter() < deadline:
             subject, body = tickets[next(counter) % len(tickets)]
             tick = time.perf_counter()
             try:
-                response = await client.post(
-                    "/v1/classify", json={"subject": subject, "body": body}
-                )
-                ok = response.status_code == 200
-            except httpx.HTTPError:
+                async with session.post(endpoint, json={"subject": subject, "body": body}) as r:
+                    await r.read()
+                    ok = r.status == 200
+            except (aiohttp.ClientError, TimeoutError):
                 ok = False
             if ok:
                 latencies.append((time.perf_counter() - tick) * 1000)
             else:
                 errors += 1
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=120)
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=120) as c:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers
+    ) as session:
         # A short warm-up at this concurrency, not counted.
-        warm = [
-            c.post("/v1/classify", json={"body": tickets[i % len(tickets)][1]})
-            for i in range(concurrency)
-        ]
-        await asyncio.gather(*warm, return_exceptions=True)
+        async def warm_up(i: int) -> None:
+            body = {"body": tickets[i % len(tickets)][1]}
+            async with session.post(endpoint, json=body) as r:
+                await r.read()
+
+        await asyncio.gather(*(warm_up(i) for i in range(concurrency)), return_exceptions=True)
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         deadline = started + seconds
-        await asyncio.gather(*(client_loop(c) for _ in range(concurrency)))
+        await asyncio.gather(*(client_loop(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    requests = len(latencies) + errors
     return {
-        "requests": len(latencies) + errors,
+        "requests": requests,
         "errors": errors,
         "requests_per_s": len(latencies) / elapsed,
         "p50_ms": _percentile(latencies, 50),
         "p99_ms": _percentile(latencies, 99),
+        "client_cpu_ms": cpu_s * 1000 / max(requests, 1),
     }
 
 
@@ -452,6 +478,17 @@ def ablation_cases(bundle: ModelBundle, work: Path) -> list[Case]:
         graph = work / f"model.int8.{feed_forward}.{signed:d}{per_channel:d}.onnx"
         label = f"{name} (bundle)" if choice == own else name
         cases.append(("INT8 operators", label, "onnx-int8", {"graph": str(graph), **choice}))
+    # Layer norm: the bundle's graphs against both rewritten into the other form.
+    form = bundle.raw.get("layer_norm", "fused")
+    other = next(choice for choice in LAYER_NORM_CHOICES if choice != form)
+    names = {"operators": "standard operators", "fused": "ONNX Runtime's fused kernel"}
+    for engine in ("onnx-fp32", "onnx-int8"):
+        variant = engine.removeprefix("onnx-")
+        graph = work / f"model.{variant}.layer-norm-{other}.onnx"
+        cases.append(("layer norm", f"{names[form]} (bundle)", engine, {}))
+        cases.append(
+            ("layer norm", names[other], engine, {"graph": str(graph), "layer_norm": other})
+        )
     return cases
 
 
@@ -459,10 +496,22 @@ def quantise_choices(bundle: ModelBundle, cases: Sequence[Case]) -> list[Case]:
     """Quantise each INT8 case's graph from the bundle's fp32 graph; the cases as the
     measurement takes them (the graph's path, not the choice)."""
     from training.export import quantize_int8
+    from training.layer_norm import rewrite_graph_file
 
     measured: list[Case] = []
     for group, label, engine, overrides in cases:
-        if "feed_forward" in overrides:
+        if "layer_norm" in overrides:
+            # The INT8 graph in the other form: quantised from the rewritten fp32 graph
+            # with the bundle's own choices, as training would have made it.
+            graph = Path(overrides["graph"])
+            fp32 = graph.with_name(f"model.fp32.layer-norm-{overrides['layer_norm']}.onnx")
+            if not fp32.exists():
+                rewrite_graph_file(bundle.model_path("fp32"), fp32, overrides["layer_norm"])
+            if engine == "onnx-int8":
+                own = bundle.raw.get("int8_quantization", EARLIER_INT8)
+                quantize_int8(fp32, graph, **own)
+            overrides = {"graph": str(fp32 if engine == "onnx-fp32" else graph)}
+        elif "feed_forward" in overrides:
             quantize_int8(
                 bundle.model_path("fp32"),
                 Path(overrides["graph"]),

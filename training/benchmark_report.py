@@ -185,13 +185,15 @@ def _markdown(report: dict[str, Any]) -> str:
         lines += [
             f"`python -m service serve` with the {http['variant']} graph (its micro-batcher"
             " groups concurrent requests), with authentication, and every prediction stored"
-            " in SQLite as in production. A closed-loop load generator (httpx, asyncio) in"
+            " in SQLite as in production. A closed-loop load generator (aiohttp, asyncio) in"
             " another process posts one ticket per `POST /v1/classify` for"
             f" {http['seconds_per_level']:.0f} s per level, after a warm-up; both share the"
-            " machine's cores.",
+            " machine's cores. CPU per request: the server process's (every thread, the"
+            " model's included) and the load generator's.",
             "",
-            "| concurrency | requests/s | p50 ms | p99 ms | errors | requests | of runtime |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "| concurrency | requests/s | p50 ms | p99 ms | errors | requests | of runtime"
+            " | server CPU ms | client CPU ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for concurrency, level in sorted(http["levels"].items(), key=lambda kv: int(kv[0])):
             share = (
@@ -201,7 +203,9 @@ def _markdown(report: dict[str, Any]) -> str:
             )
             lines.append(
                 f"| {concurrency} | {level['requests_per_s']:.1f} | {level['p50_ms']:.0f} | "
-                f"{level['p99_ms']:.0f} | {level['errors']} | {level['requests']} | {share} |"
+                f"{level['p99_ms']:.0f} | {level['errors']} | {level['requests']} | {share} | "
+                f"{level.get('server_cpu_ms', float('nan')):.1f} | "
+                f"{level.get('client_cpu_ms', float('nan')):.2f} |"
             )
     else:
         lines.append("Not run (`--no-http`).")

@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FEED_FORWARD_CHOICES", "ConfigError", "TrainConfig"]
+__all__ = ["FEED_FORWARD_CHOICES", "LAYER_NORM_CHOICES", "ConfigError", "TrainConfig"]
 
 #: Which feed-forward projections dynamic INT8 quantisation covers: ``none`` keeps both in
 #: fp32, ``input`` quantises the one after layer norm (``intermediate``), ``all`` both.
 FEED_FORWARD_CHOICES = ("none", "input", "all")
+#: How the exported graphs compute layer norm: ``operators`` (standard operators, faster on
+#: CPU; see ``training.layer_norm``) or ``fused`` (ONNX Runtime's SkipLayerNormalization).
+LAYER_NORM_CHOICES = ("operators", "fused")
 _DEVICES = ("auto", "cpu", "cuda")
 _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -73,6 +76,8 @@ class TrainConfig:
     int8_feed_forward: str = "all"
     #: Signed 8-bit weights (fast with VNNI) rather than unsigned.
     int8_signed_weights: bool = True
+    #: Layer norm in the exported graphs: operators or fused (see LAYER_NORM_CHOICES).
+    layer_norm: str = "operators"
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -109,6 +114,10 @@ class TrainConfig:
                 self.int8_feed_forward in FEED_FORWARD_CHOICES,
                 f"int8_feed_forward: expected one of {FEED_FORWARD_CHOICES}, "
                 f"found {self.int8_feed_forward!r}",
+            ),
+            (
+                self.layer_norm in LAYER_NORM_CHOICES,
+                f"layer_norm: expected one of {LAYER_NORM_CHOICES}, found {self.layer_norm!r}",
             ),
             (
                 self.frozen_layers is None or self.frozen_layers >= 0,

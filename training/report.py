@@ -51,6 +51,7 @@ from training.export import (
     optimise_graph,
     quantize_int8,
 )
+from training.layer_norm import rewrite_graph_file
 from training.model import TriageModel
 from training.model_card import write_model_card, write_report
 from training.reference import REFERENCE_FOLDER, save_reference
@@ -137,6 +138,8 @@ def build_bundle(
         int(encoder_config.num_attention_heads),
         int(encoder_config.hidden_size),
     )
+    if config.layer_norm == "operators":  # before quantising, so both graphs get it
+        rewrite_graph_file(staging / "model.onnx", staging / "model.onnx", "operators")
     model_files = {"fp32": "model.onnx"}
     int8_fp32_nodes: list[str] = []
     if config.export_int8:
@@ -175,6 +178,7 @@ def build_bundle(
             "signed_weights": config.int8_signed_weights,
             "per_channel": True,
         },
+        "layer_norm": config.layer_norm,
         "lexical_weights": {
             h: float(w) for h, w in zip(heads, model.lexical_weight.tolist(), strict=True)
         },

@@ -1,11 +1,14 @@
 """Quantise a bundle's INT8 graph again, with other operator choices, and re-score it.
 
 ``make bench`` measures the INT8 choices side by side (which projections are quantised,
-signed or unsigned weights, one scale per column or per matrix). This applies a choice
-to an existing bundle without training it again::
+signed or unsigned weights, one scale per column or per matrix, layer norm as standard
+operators or as ONNX Runtime's fused kernel). This applies a choice to an existing bundle
+without training it again::
 
     python -m training.requantize --model onnx_models/acme --feed-forward all --signed-weights \\
-        --test-split runs/acme/test_split.csv
+        --layer-norm operators --test-split runs/acme/test_split.csv
+
+``--layer-norm`` rewrites the fp32 graph too (the INT8 one is quantised from it).
 
 With ``--test-split`` (the held-out tickets training wrote beside its run), the new graph
 is scored on them, and the bundle's ``metrics.json`` gets its INT8 figures and its
@@ -26,10 +29,11 @@ from typing import Any
 
 from service.files import write_json
 from service.inference.bundle import BundleError, ModelBundle, TriageRuntime, bundle_record
-from training.config import FEED_FORWARD_CHOICES
+from training.config import FEED_FORWARD_CHOICES, LAYER_NORM_CHOICES
 from training.data import ColumnMapping, DataError, clean_tickets, load_tickets
 from training.evaluate import label_agreement, predict_labels, score_predictions
 from training.export import quantize_int8
+from training.layer_norm import rewrite_graph_file
 from training.model_card import write_model_card, write_report
 
 __all__ = ["RequantizeError", "requantize_bundle"]
@@ -48,8 +52,10 @@ def requantize_bundle(
     per_channel: bool,
     test_split: Path | None = None,
     min_agreement: float = 0.85,
+    layer_norm: str | None = None,
 ) -> dict[str, Any]:
-    """Replace ``model.int8.onnx``; returns the choices and, with a test split, the scores."""
+    """Replace ``model.int8.onnx`` (and with ``layer_norm``, ``model.onnx`` in that form);
+    returns the choices and, with a test split, the scores."""
     bundle = ModelBundle.load(bundle_dir)
     choices = {
         "feed_forward": feed_forward,
@@ -57,9 +63,13 @@ def requantize_bundle(
         "per_channel": per_channel,
     }
     with tempfile.TemporaryDirectory(dir=bundle_dir) as scratch:
+        fp32_graph = bundle.model_path("fp32")
+        if layer_norm is not None:
+            fp32_graph = Path(scratch) / "model.onnx"
+            rewrite_graph_file(bundle.model_path("fp32"), fp32_graph, layer_norm)
         candidate = Path(scratch) / "model.int8.onnx"
         kept = quantize_int8(
-            bundle.model_path("fp32"),
+            fp32_graph,
             candidate,
             feed_forward=feed_forward,
             signed_weights=signed_weights,
@@ -75,12 +85,16 @@ def requantize_bundle(
                     f"one head, under --min-agreement {min_agreement}; the bundle is unchanged"
                 )
         candidate.replace(bundle_dir / "model.int8.onnx")
+        if layer_norm is not None:
+            fp32_graph.replace(bundle.model_path("fp32"))
 
     config = {
         **bundle.raw,
         "model_files": {**bundle.model_files, "int8": "model.int8.onnx"},
         "int8_quantization": choices,
     }
+    if layer_norm is not None:
+        config["layer_norm"] = layer_norm
     write_json(bundle_dir / "config.json", config)
     metrics = bundle_record(bundle_dir, "metrics.json")
     if metrics:
@@ -129,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--per-tensor", dest="per_channel", action="store_false", help="one scale per matrix"
     )
+    parser.add_argument(
+        "--layer-norm",
+        choices=LAYER_NORM_CHOICES,
+        help="rewrite the layer norms of both graphs in this form (default: as they are)",
+    )
     parser.add_argument("--test-split", type=Path, help="held-out tickets to score it on")
     parser.add_argument("--min-agreement", type=float, default=0.85)
     args = parser.parse_args(argv)
@@ -142,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             args.per_channel,
             args.test_split,
             args.min_agreement,
+            args.layer_norm,
         )
     except (BundleError, DataError, RequantizeError, FileNotFoundError) as exc:
         sys.stderr.write(f"error: {exc}\n")

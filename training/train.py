@@ -36,7 +36,7 @@ from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warm
 from service.inference.bundle import pad_token_ids, softmax
 from service.text import QUERY_PREFIX
 from training.base_model import BaseModelError, resolve_base_model
-from training.config import FEED_FORWARD_CHOICES, ConfigError, TrainConfig
+from training.config import FEED_FORWARD_CHOICES, LAYER_NORM_CHOICES, ConfigError, TrainConfig
 from training.data import (
     MISSING_LABEL,
     ColumnMapping,
@@ -604,6 +604,13 @@ def config_from_args(argv: list[str] | None) -> TrainConfig:
         dest="int8_signed_weights",
         action="store_false",
         help="unsigned 8-bit weights (slower where the CPU has VNNI)",
+    )
+    parser.add_argument(
+        "--layer-norm",
+        default=defaults.layer_norm,
+        choices=LAYER_NORM_CHOICES,
+        help="layer norm in the exported graphs: standard operators (faster on CPU) or ONNX "
+        "Runtime's fused kernel (see `make bench`)",
     )
     parser.add_argument(
         "--no-retrieval-encoder",

@@ -118,10 +118,13 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=identity.name, auth=identity)
 
 
-def require_scope(
+async def require_scope(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Guard: the caller's key must grant the handler's scope (``admin`` grants all)."""
+    """Guard: the caller's key must grant the handler's scope (``admin`` grants all).
+
+    A coroutine, since Litestar runs a plain function guard in a worker thread: a thread
+    hop on every request for a dictionary lookup."""
     check_scope(connection.scope, handler.opt.get("scope", "admin"))
 
 

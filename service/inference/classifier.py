@@ -93,6 +93,7 @@ def load_model(settings: Settings, model_dir: Path) -> LoadedModel:
         logger.warning("bundle %s has no %s graph; serving fp32", model_dir, settings.model_variant)
     runtime = TriageRuntime(bundle, variant, settings.provider, settings.threads or None)
     runtime.run(list(WARM_UP_TEXTS))
+    detect_language(WARM_UP_TEXTS[0])  # loads the detector's model, not the first request
     elapsed = time.perf_counter() - started
     logger.info(
         "model %s %s loaded in %.1f s: %s, provider %s",
