@@ -14,7 +14,7 @@ import torch
 
 from service.inference.bundle import ModelBundle, TriageRuntime, pad_token_ids
 from tests.conftest import SAMPLE
-from training.benchmark import BenchConfig, flops_per_ticket
+from training.benchmark import BenchConfig, _http_level, flops_per_ticket, fma_flops_per_cycle
 from training.benchmark import main as bench_main
 from training.benchmark_engines import float16_graph
 from training.export import quantize_int8
@@ -67,6 +67,41 @@ def test_flops_grow_faster_than_tokens_through_attention() -> None:
     long = flops_per_ticket(256, layers=12, hidden=384, intermediate=1536)
 
     assert long > 4 * short
+
+
+@pytest.mark.parametrize(
+    ("flags", "vendor", "family", "expected"),
+    [
+        ({"fma", "avx2"}, "AuthenticAMD", 25, 32),
+        ({"fma", "avx2", "avx512f"}, "AuthenticAMD", 25, 32),  # Zen 4: two 256-bit halves
+        ({"fma", "avx2", "avx512f"}, "AuthenticAMD", 26, 64),  # Zen 5: full 512-bit pipes
+        ({"fma", "avx2", "avx512f"}, "GenuineIntel", 6, 64),
+        ({"avx"}, "GenuineIntel", 6, 0),
+    ],
+)
+def test_fma_width_follows_the_processor(
+    flags: set[str], vendor: str, family: int, expected: int
+) -> None:
+    assert fma_flops_per_cycle(flags, vendor, family) == expected
+
+
+def test_http_share_is_the_median_of_each_rounds_ratio() -> None:
+    def run(rate: float) -> dict[str, float]:
+        return {
+            "requests_per_s": rate,
+            "p50_ms": 1.0,
+            "p99_ms": 2.0,
+            "errors": 0,
+            "requests": 10,
+            "client_cpu_ms": 0.1,
+            "server_cpu_ms": 5.0,
+        }
+
+    # A slow second round slows both; the ratio within each round is what counts.
+    level = _http_level([run(80), run(40), run(90)], [100.0, 50.0, 100.0])
+
+    assert level["share_of_runtime"] == pytest.approx(0.8)
+    assert level["requests_per_s"] == 80
 
 
 @pytest.mark.parametrize(
