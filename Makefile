@@ -78,7 +78,7 @@ evaluate-retrieval: setup
 
 # Inference speed of MODEL on BENCH_TICKETS: PyTorch against the ONNX graphs (fp32, INT8),
 # the machine's fp32 peak, the HTTP path, and the serving choices; report in
-# runs/bench/inference/ (about 33 minutes on 2 cores with the defaults, 21 with
+# runs/bench/inference/ (about 22 minutes on 2 cores with the defaults, 15 with
 # BENCH_INFERENCE_ARGS=--no-ablations).
 BENCH_TICKETS ?= ../shared/data/tickets/softoft_dataset_generator_prerelease/v3_prerelease_combined.dedup.csv
 BENCH_INFERENCE_ARGS ?=

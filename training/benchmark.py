@@ -12,10 +12,11 @@ One run, one machine, one bundle, the same tickets for every engine:
    peak of the machine: the larger of its nominal figure (clock x FMA width) and the
    fastest measured fp32 GEMM (numpy's BLAS and ONNX Runtime's own kernels).
 3. **HTTP**: the real server (``python -m service serve``) under a closed-loop load
-   generator in another process at concurrency 1, 8, 32 and 64.
+   generator in another process at concurrency 1, 8, 32 and 64, in each round right after
+   the engines, so that its share of the runtime compares figures of the same round.
 4. **Ablations**: each serving choice against its alternatives (batching, threads, graph
-   optimisation, INT8 operator choices, token cap), so that every default is one the
-   numbers support.
+   optimisation, INT8 operator choices, token cap, layer norm form), so that every default
+   is one the numbers support.
 5. **GPU**: the same engines on CUDA in half precision when a CUDA device is present.
 
 Writes ``report.md``, ``report.json`` and ``report.png`` into ``--output``.
