@@ -817,6 +817,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                     f"largest loss {worst * 100:.2f} points"
                     if worst > 0
                     else f"no loss on any head (at least {-worst * 100:.2f} points better)"
+                    if worst < 0
+                    else "no loss on any head"
                 ),
                 "met": worst <= 0.01,
             }
