@@ -430,10 +430,11 @@ def measure_rounds(
                     _measure(config, engine, texts, work, f"{engine}-{round_number}")
                 )
                 progress.update(1)
-            for concurrency in config.concurrency if server is not None else ():
+            if server is None:
+                continue
+            for concurrency in config.concurrency:
                 progress.set_postfix_str(f"HTTP c={concurrency} round {round_number + 1}")
                 name = f"http-{concurrency}-{round_number}"
-                assert server is not None
                 levels[concurrency].append(server.level(concurrency, name))
                 progress.update(1)
     if server is None:
